@@ -1,0 +1,292 @@
+/*
+ * loop.c - the libwebsockets context, its protocols, timers and fd watches.
+ *
+ * Debian's lws (4.1.6) has no external-poll support and one service thread;
+ * lws_service() sleeps until the next fd event or lws_sul timer, so all the
+ * daemon's work is either an fd callback or a sul timer on this loop.
+ */
+#include "loop.h"
+
+#include <fcntl.h>
+#include <libwebsockets.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "channel.h"
+#include "config.h"
+#include "http.h"
+#include "log.h"
+#include "webhook.h"
+#include "ws.h"
+
+struct loop_watch {
+    struct lws *wsi;
+    int fd;
+    loop_fd_fn fn;
+    void *ud;
+};
+
+struct fd_timer {
+    lws_sorted_usec_list_t sul; /* first: the sul callback casts back */
+    struct fd_channel *ch;
+    struct fd_timer *prev, *next;
+    fd_timer_fn fn;
+    void *ud;
+};
+
+struct loop_timer {
+    lws_sorted_usec_list_t sul;
+    void (*fn)(void *ud);
+    void *ud;
+};
+
+static struct {
+    struct lws_context *ctx;
+    struct lws_vhost *vh;
+    volatile bool stop;
+} L;
+
+static int watch_callback(struct lws *wsi, enum lws_callback_reasons reason,
+                          void *user, void *in, size_t len)
+{
+    (void)user, (void)in, (void)len;
+    struct loop_watch *w = lws_get_opaque_user_data(wsi);
+    switch (reason) {
+    case LWS_CALLBACK_RAW_RX_FILE:
+        if (w)
+            w->fn(w->fd, w->ud);
+        break;
+    case LWS_CALLBACK_RAW_CLOSE_FILE:
+        if (w)
+            w->wsi = NULL;
+        break;
+    default:
+        break;
+    }
+    return 0;
+}
+
+static int curl_callback(struct lws *wsi, enum lws_callback_reasons reason,
+                         void *user, void *in, size_t len)
+{
+    return http_raw_callback(wsi, (int)reason, user, in, len);
+}
+
+static struct lws_protocols protocols[] = {
+    /* First: the default for HTTP and for websocket upgrades. */
+    {"frontdesk", webhook_callback, 0, 65536, 0, NULL, 0},
+    {"fd-curl", curl_callback, 0, 0, 0, NULL, 0},
+    {"fd-watch", watch_callback, 0, 0, 0, NULL, 0},
+    {"fd-wsclient", ws_client_callback, 0, 65536, 0, NULL, 0},
+    {NULL, NULL, 0, 0, 0, NULL, 0}};
+
+static void lws_log(int level, const char *line)
+{
+    size_t n = strlen(line);
+    while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+        n--;
+    log_msg(level == LLL_ERR ? LOG_WARN : LOG_DEBUG, "lws", NULL, "%.*s",
+            (int)n, line);
+}
+
+int loop_init(const struct config *cfg)
+{
+    lws_set_log_level(LLL_ERR | LLL_WARN, lws_log);
+    protocols[0].per_session_data_size = webhook_pss_size();
+
+    struct lws_context_creation_info info;
+    memset(&info, 0, sizeof info);
+    info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS |
+                   LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+    info.fd_limit_per_thread = (unsigned)cfg->max_conns + 256;
+    L.ctx = lws_create_context(&info);
+    if (!L.ctx) {
+        log_error("core", "cannot create the libwebsockets context");
+        return -1;
+    }
+
+    memset(&info, 0, sizeof info);
+    info.vhost_name = "frontdesk";
+    info.port = cfg->listen_port;
+    info.iface = cfg->listen_host;
+    info.protocols = protocols;
+    info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT |
+                   LWS_SERVER_OPTION_VALIDATE_UTF8;
+    info.keepalive_timeout = 30;  /* idle keep-alive connections */
+    info.timeout_secs = 20;       /* a request that does not complete */
+    info.max_http_header_data = 8192;
+    info.max_http_header_pool = (unsigned short)(cfg->max_conns > 65535 ? 65535 : cfg->max_conns);
+    L.vh = lws_create_vhost(L.ctx, &info);
+    if (!L.vh) {
+        log_error("core", "cannot listen on %s:%d (in use, or no such address)",
+                  cfg->listen_host, cfg->listen_port);
+        lws_context_destroy(L.ctx);
+        L.ctx = NULL;
+        return -1;
+    }
+    if (http_init(L.ctx, L.vh) < 0) {
+        log_error("core", "cannot initialise libcurl");
+        return -1;
+    }
+    return 0;
+}
+
+void loop_cleanup(void)
+{
+    http_cleanup();
+    if (L.ctx)
+        lws_context_destroy(L.ctx);
+    L.ctx = NULL;
+    L.vh = NULL;
+}
+
+void loop_run(void)
+{
+    L.stop = false;
+    while (!L.stop)
+        if (lws_service(L.ctx, 0) < 0)
+            break;
+}
+
+void loop_stop(void)
+{
+    L.stop = true;
+    if (L.ctx)
+        lws_cancel_service(L.ctx);
+}
+
+struct lws_context *loop_context(void) { return L.ctx; }
+struct lws_vhost *loop_vhost(void) { return L.vh; }
+
+struct loop_watch *loop_watch_fd(int fd, loop_fd_fn fn, void *ud)
+{
+    struct loop_watch *w = calloc(1, sizeof *w);
+    if (!w)
+        return NULL;
+    int d = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (d < 0) {
+        free(w);
+        return NULL;
+    }
+    lws_sock_file_fd_type u;
+    u.filefd = d;
+    w->fd = fd;
+    w->fn = fn;
+    w->ud = ud;
+    w->wsi = lws_adopt_descriptor_vhost(L.vh, LWS_ADOPT_RAW_FILE_DESC, u,
+                                        "fd-watch", NULL);
+    if (!w->wsi) {
+        free(w);
+        return NULL;
+    }
+    lws_set_opaque_user_data(w->wsi, w);
+    return w;
+}
+
+void loop_unwatch(struct loop_watch *w)
+{
+    if (!w)
+        return;
+    if (w->wsi) {
+        lws_set_opaque_user_data(w->wsi, NULL);
+        lws_set_timeout(w->wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_SYNC);
+    }
+    free(w);
+}
+
+/* ---- timers ----------------------------------------------------------- */
+
+static void timer_unlink(struct fd_timer *t)
+{
+    if (t->prev)
+        t->prev->next = t->next;
+    else if (t->ch)
+        t->ch->timers = t->next;
+    if (t->next)
+        t->next->prev = t->prev;
+}
+
+static void timer_fire(lws_sorted_usec_list_t *sul)
+{
+    struct fd_timer *t = (struct fd_timer *)sul;
+    fd_timer_fn fn = t->fn;
+    void *ud = t->ud;
+    timer_unlink(t);
+    free(t);
+    fn(ud);
+}
+
+struct fd_timer *loop_timer_add(struct fd_channel *ch, int ms, fd_timer_fn fn,
+                                void *ud)
+{
+    if (!L.ctx || !fn || (ch && ch->stopping))
+        return NULL;
+    struct fd_timer *t = calloc(1, sizeof *t);
+    if (!t)
+        return NULL;
+    t->ch = ch;
+    t->fn = fn;
+    t->ud = ud;
+    if (ch) {
+        t->next = ch->timers;
+        if (t->next)
+            t->next->prev = t;
+        ch->timers = t;
+    }
+    lws_sul_schedule(L.ctx, 0, &t->sul, timer_fire,
+                     (lws_usec_t)(ms < 0 ? 0 : ms) * LWS_US_PER_MS);
+    return t;
+}
+
+void loop_timer_cancel(struct fd_timer *t)
+{
+    if (!t)
+        return;
+    lws_sul_cancel(&t->sul);
+    timer_unlink(t);
+    free(t);
+}
+
+void loop_timer_cancel_channel(struct fd_channel *ch)
+{
+    while (ch->timers)
+        loop_timer_cancel(ch->timers);
+}
+
+static void core_timer_fire(lws_sorted_usec_list_t *sul)
+{
+    struct loop_timer *t = (struct loop_timer *)sul;
+    t->fn(t->ud);
+}
+
+struct loop_timer *loop_timer_new(void (*fn)(void *ud), void *ud)
+{
+    struct loop_timer *t = calloc(1, sizeof *t);
+    if (t) {
+        t->fn = fn;
+        t->ud = ud;
+    }
+    return t;
+}
+
+void loop_timer_schedule(struct loop_timer *t, int ms)
+{
+    if (t && L.ctx)
+        lws_sul_schedule(L.ctx, 0, &t->sul, core_timer_fire,
+                         (lws_usec_t)(ms < 0 ? 0 : ms) * LWS_US_PER_MS);
+}
+
+void loop_timer_stop(struct loop_timer *t)
+{
+    if (t && L.ctx)
+        lws_sul_cancel(&t->sul);
+}
+
+void loop_timer_free(struct loop_timer *t)
+{
+    if (!t)
+        return;
+    loop_timer_stop(t);
+    free(t);
+}

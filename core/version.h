@@ -1,0 +1,1 @@
+#define FRONTDESK_VERSION "0.1.0"

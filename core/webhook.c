@@ -1,0 +1,432 @@
+/*
+ * webhook.c - the HTTP listener's protocol callback (one flat switch).
+ *
+ * Routes:
+ *   GET  /healthz                 200 while serving, 503 while draining
+ *   GET  /metrics                 Prometheus text
+ *   ANY  /hooks/<channel>[/...]   the channel's plugin->webhook
+ *   GET  /                        the first web-page channel
+ *   websocket upgrades at /hooks/<channel> and / go to plugin->ws_event.
+ *
+ * Bodies are collected up to max_body (else 413, connection closed).  The
+ * answer is written only after the plugin returned, and every delivery it
+ * made was recorded in the store (deliver is synchronous), so a 200 means
+ * "durably accepted"; a delivery that could not be recorded turns it into
+ * 503 so the platform retries.
+ */
+#include "webhook.h"
+
+#include <libwebsockets.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "buf.h"
+#include "channel.h"
+#include "host.h"
+#include "log.h"
+#include "metrics.h"
+#include "router.h"
+#include "ws.h"
+
+#define MAX_PATH 1024
+#define MAX_QUERY 4096
+#define MAX_REPLY (8u << 20)
+#define MAX_HEADER_CACHE 4096
+
+struct fd_http_reply {
+    int status;
+    char type[96];
+    struct buf body;
+};
+
+struct pss {
+    struct fd_channel *ch;
+    struct fd_conn *conn;     /* websocket connections */
+    char method[8];
+    char path[MAX_PATH];      /* after /hooks/<channel> */
+    char query[MAX_QUERY];
+    struct buf body;
+    char hdrs[MAX_HEADER_CACHE]; /* values handed out by webhook_header */
+    size_t hdrs_len;
+    struct fd_http_reply reply;
+    bool body_expected, too_big, reply_ready, close_after;
+    struct lws *wsi;
+};
+
+static long max_body = 1 << 20;
+static bool draining;
+
+void webhook_set_limits(long mb) { max_body = mb; }
+void webhook_set_draining(bool d) { draining = d; }
+size_t webhook_pss_size(void) { return sizeof(struct pss); }
+
+void webhook_conn_detach(struct lws *wsi)
+{
+    struct pss *p = lws_wsi_user(wsi);
+    if (p)
+        p->conn = NULL;
+}
+
+void webhook_reply_status(struct fd_http_reply *r, int status)
+{
+    if (r && status >= 100 && status <= 599)
+        r->status = status;
+}
+
+void webhook_reply_type(struct fd_http_reply *r, const char *type)
+{
+    if (r && type)
+        snprintf(r->type, sizeof r->type, "%s", type);
+}
+
+int webhook_reply_body(struct fd_http_reply *r, const char *data, size_t len)
+{
+    if (!r || (!data && len))
+        return FD_EINVAL;
+    return buf_add(&r->body, data, len) < 0 ? FD_ENOMEM : FD_OK;
+}
+
+static const struct {
+    const char *name;
+    enum lws_token_indexes tok;
+} known[] = {
+    {"content-type", WSI_TOKEN_HTTP_CONTENT_TYPE},
+    {"content-length", WSI_TOKEN_HTTP_CONTENT_LENGTH},
+    {"authorization", WSI_TOKEN_HTTP_AUTHORIZATION},
+    {"user-agent", WSI_TOKEN_HTTP_USER_AGENT},
+    {"host", WSI_TOKEN_HOST},
+    {"origin", WSI_TOKEN_ORIGIN},
+    {"cookie", WSI_TOKEN_HTTP_COOKIE},
+    {"x-forwarded-for", WSI_TOKEN_X_FORWARDED_FOR},
+    {"accept", WSI_TOKEN_HTTP_ACCEPT},
+};
+
+const char *webhook_header(const struct fd_http_in *req, const char *name)
+{
+    if (!req || !req->priv || !name)
+        return NULL;
+    struct pss *p = req->priv;
+    struct lws *wsi = p->wsi;
+    char val[4096];
+    int n = -1;
+    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++) {
+        if (strcasecmp(name, known[i].name) == 0) {
+            if (lws_hdr_total_length(wsi, known[i].tok) <= 0)
+                return NULL;
+            n = lws_hdr_copy(wsi, val, sizeof val, known[i].tok);
+            goto found;
+        }
+    }
+    /* lws keeps unknown headers by name with the colon, lower-cased. */
+    char key[128];
+    size_t kl = strlen(name);
+    if (kl + 2 > sizeof key)
+        return NULL;
+    for (size_t i = 0; i < kl; i++)
+        key[i] = (char)((name[i] >= 'A' && name[i] <= 'Z') ? name[i] + 32 : name[i]);
+    key[kl] = ':';
+    key[kl + 1] = '\0';
+    if (lws_hdr_custom_length(wsi, key, (int)kl + 1) < 0)
+        return NULL;
+    n = lws_hdr_custom_copy(wsi, val, sizeof val, key, (int)kl + 1);
+found:
+    if (n < 0)
+        return NULL;
+    /* Values live in the request's own cache until it is answered. */
+    if ((size_t)n + 1 > sizeof p->hdrs - p->hdrs_len)
+        return NULL;
+    char *at = p->hdrs + p->hdrs_len;
+    memcpy(at, val, (size_t)n + 1);
+    p->hdrs_len += (size_t)n + 1;
+    return at;
+}
+
+static void method_of(struct lws *wsi, char *out, size_t n)
+{
+    static const struct {
+        enum lws_token_indexes tok;
+        const char *name;
+    } m[] = {
+        {WSI_TOKEN_GET_URI, "GET"},       {WSI_TOKEN_POST_URI, "POST"},
+        {WSI_TOKEN_PUT_URI, "PUT"},       {WSI_TOKEN_DELETE_URI, "DELETE"},
+        {WSI_TOKEN_PATCH_URI, "PATCH"},   {WSI_TOKEN_OPTIONS_URI, "OPTIONS"},
+        {WSI_TOKEN_HEAD_URI, "HEAD"},
+    };
+    snprintf(out, n, "?");
+    for (size_t i = 0; i < sizeof m / sizeof m[0]; i++)
+        if (lws_hdr_total_length(wsi, m[i].tok) > 0) {
+            snprintf(out, n, "%s", m[i].name);
+            return;
+        }
+}
+
+static void read_query(struct lws *wsi, char *out, size_t n)
+{
+    size_t len = 0;
+    out[0] = '\0';
+    for (int i = 0;; i++) {
+        char frag[1024];
+        int fl = lws_hdr_copy_fragment(wsi, frag, sizeof frag,
+                                       WSI_TOKEN_HTTP_URI_ARGS, i);
+        if (fl < 0)
+            break;
+        if (len + (size_t)fl + 2 > n)
+            break;
+        if (len)
+            out[len++] = '&';
+        memcpy(out + len, frag, (size_t)fl);
+        len += (size_t)fl;
+        out[len] = '\0';
+    }
+}
+
+/* Resolves a request path to its channel and the rest of the path. */
+static struct fd_channel *route(const char *uri, char *rest, size_t n)
+{
+    if (strncmp(uri, "/hooks/", 7) == 0) {
+        const char *name = uri + 7;
+        const char *slash = strchr(name, '/');
+        size_t nl = slash ? (size_t)(slash - name) : strlen(name);
+        char cname[80];
+        if (nl == 0 || nl >= sizeof cname)
+            return NULL;
+        memcpy(cname, name, nl);
+        cname[nl] = '\0';
+        snprintf(rest, n, "%s", slash ? slash : "");
+        return host_channel(cname);
+    }
+    if (strcmp(uri, "/") == 0) {
+        snprintf(rest, n, "%s", "");
+        return host_web_channel();
+    }
+    return NULL;
+}
+
+static void reply_set(struct pss *p, int status, const char *type,
+                      const char *body)
+{
+    p->reply.status = status;
+    snprintf(p->reply.type, sizeof p->reply.type, "%s", type);
+    buf_reset(&p->reply.body);
+    buf_addstr(&p->reply.body, body);
+}
+
+static void respond(struct pss *p)
+{
+    p->reply_ready = true;
+    lws_callback_on_writable(p->wsi);
+}
+
+static void dispatch(struct pss *p)
+{
+    struct fd_channel *ch = p->ch;
+    if (!ch || !ch->def || !ch->def->webhook) {
+        reply_set(p, 404, "application/json", "{\"error\":\"not found\"}");
+        respond(p);
+        return;
+    }
+    char remote[64] = "";
+    lws_get_peer_simple(p->wsi, remote, sizeof remote);
+    struct fd_http_in in = {
+        .method = p->method,
+        .path = p->path,
+        .query = p->query,
+        .body = p->body.data ? p->body.data : "",
+        .body_len = p->body.len,
+        .remote = remote,
+        .priv = p,
+    };
+    p->reply.status = 200;
+    snprintf(p->reply.type, sizeof p->reply.type, "application/json");
+    uint64_t failed = router_failures();
+    ch->def->webhook(ch, &in, &p->reply);
+    if (router_failures() != failed) {
+        log_msg(LOG_WARN, ch->platform, ch->name,
+                "a delivery could not be recorded: answering 503 so the "
+                "platform retries");
+        reply_set(p, 503, "application/json", "{\"error\":\"retry later\"}");
+    }
+    if (p->reply.status == 401 || p->reply.status == 400 ||
+        p->reply.status == 403)
+        ch->counters[CNT_REFUSED]++;
+    respond(p);
+}
+
+static int write_reply(struct lws *wsi, struct pss *p)
+{
+    size_t blen = p->reply.body.len;
+    size_t hroom = LWS_PRE + 512;
+    unsigned char *out = malloc(hroom + blen + 1);
+    if (!out)
+        return -1;
+    unsigned char *start = out + LWS_PRE, *ptr = start, *end = out + hroom - 1;
+    if (lws_add_http_common_headers(wsi, (unsigned int)p->reply.status,
+                                    p->reply.type, (lws_filepos_t)blen, &ptr,
+                                    end) ||
+        lws_finalize_http_header(wsi, &ptr, end)) {
+        free(out);
+        return -1;
+    }
+    size_t hlen = (size_t)(ptr - start);
+    if (blen)
+        memcpy(ptr, p->reply.body.data, blen);
+    int n = lws_write(wsi, start, hlen + blen, LWS_WRITE_HTTP_FINAL);
+    free(out);
+    if (n < 0)
+        return -1;
+    buf_cleanup(&p->body);
+    buf_cleanup(&p->reply.body);
+    p->hdrs_len = 0;
+    p->reply_ready = false;
+    if (p->close_after)
+        return -1;
+    return lws_http_transaction_completed(wsi) ? -1 : 0;
+}
+
+static void begin_request(struct lws *wsi, struct pss *p)
+{
+    memset(p, 0, sizeof *p);
+    p->wsi = wsi;
+    buf_init(&p->body, (size_t)max_body);
+    buf_init(&p->reply.body, MAX_REPLY);
+    method_of(wsi, p->method, sizeof p->method);
+    read_query(wsi, p->query, sizeof p->query);
+}
+
+static void metrics(struct pss *p)
+{
+    reply_set(p, 200, "text/plain; version=0.0.4", "");
+    metrics_render(&p->reply.body);
+}
+
+static int on_http(struct lws *wsi, struct pss *p, const char *uri)
+{
+    begin_request(wsi, p);
+    if (strcmp(uri, "/healthz") == 0) {
+        if (draining)
+            reply_set(p, 503, "application/json", "{\"status\":\"draining\"}");
+        else
+            reply_set(p, 200, "application/json", "{\"status\":\"ok\"}");
+        respond(p);
+        return 0;
+    }
+    if (strcmp(uri, "/metrics") == 0) {
+        metrics(p);
+        respond(p);
+        return 0;
+    }
+    p->ch = route(uri, p->path, sizeof p->path);
+    if (!p->ch) {
+        reply_set(p, 404, "application/json", "{\"error\":\"not found\"}");
+        respond(p);
+        return 0;
+    }
+    if (draining) {
+        reply_set(p, 503, "application/json", "{\"error\":\"shutting down\"}");
+        respond(p);
+        return 0;
+    }
+    char cl[32];
+    long clen = 0;
+    if (lws_hdr_copy(wsi, cl, sizeof cl, WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0)
+        clen = strtol(cl, NULL, 10);
+    if (clen > max_body) {
+        log_msg(LOG_WARN, p->ch->platform, p->ch->name,
+                "refused a %ld-byte body (max_body %ld): 413", clen, max_body);
+        p->ch->counters[CNT_REFUSED]++;
+        reply_set(p, 413, "application/json", "{\"error\":\"body too large\"}");
+        p->close_after = true;
+        respond(p);
+        return 0;
+    }
+    bool has_body = strcmp(p->method, "POST") == 0 ||
+                    strcmp(p->method, "PUT") == 0 ||
+                    strcmp(p->method, "PATCH") == 0;
+    if (has_body && (clen > 0 || lws_hdr_total_length(
+                                     wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0)) {
+        p->body_expected = true; /* dispatched at BODY_COMPLETION */
+        return 0;
+    }
+    dispatch(p);
+    return 0;
+}
+
+int webhook_callback(struct lws *wsi, enum lws_callback_reasons reason,
+                     void *user, void *in, size_t len)
+{
+    struct pss *p = user;
+    switch (reason) {
+    case LWS_CALLBACK_HTTP:
+        return on_http(wsi, p, in ? (const char *)in : "/");
+    case LWS_CALLBACK_HTTP_BODY:
+        if (p->too_big)
+            return 0;
+        if (buf_add(&p->body, in, len) < 0) {
+            p->too_big = true;
+            if (p->ch) {
+                log_msg(LOG_WARN, p->ch->platform, p->ch->name,
+                        "body over max_body %ld bytes: 413", max_body);
+                p->ch->counters[CNT_REFUSED]++;
+            }
+        }
+        return 0;
+    case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+        if (p->too_big) {
+            reply_set(p, 413, "application/json", "{\"error\":\"body too large\"}");
+            p->close_after = true;
+            respond(p);
+            return 0;
+        }
+        dispatch(p);
+        return 0;
+    case LWS_CALLBACK_HTTP_WRITEABLE:
+        if (!p || !p->reply_ready)
+            return 0;
+        return write_reply(wsi, p);
+    case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
+    case LWS_CALLBACK_CLOSED_HTTP:
+        if (p) {
+            buf_cleanup(&p->body);
+            buf_cleanup(&p->reply.body);
+        }
+        return 0;
+
+    /* websocket upgrades onto a channel */
+    case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION: {
+        char uri[MAX_PATH], rest[MAX_PATH];
+        if (lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI) <= 0)
+            return 1;
+        struct fd_channel *ch = route(uri, rest, sizeof rest);
+        if (!ch || !ch->def || !ch->def->ws_event || draining)
+            return 1; /* refuse the upgrade */
+        return 0;
+    }
+    case LWS_CALLBACK_ESTABLISHED: {
+        char uri[MAX_PATH], rest[MAX_PATH];
+        memset(p, 0, sizeof *p);
+        if (lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI) <= 0)
+            return -1;
+        struct fd_channel *ch = route(uri, rest, sizeof rest);
+        if (!ch)
+            return -1;
+        p->conn = ws_server_open(wsi, ch);
+        return p->conn ? 0 : -1;
+    }
+    case LWS_CALLBACK_RECEIVE:
+        if (p->conn)
+            ws_server_receive(p->conn, in, len);
+        return 0;
+    case LWS_CALLBACK_SERVER_WRITEABLE:
+        return p->conn ? ws_server_writeable(p->conn) : 0;
+    case LWS_CALLBACK_CLOSED:
+        if (p->conn)
+            ws_server_closed(p->conn);
+        p->conn = NULL;
+        return 0;
+    default:
+        break;
+    }
+    return lws_callback_http_dummy(wsi, reason, user, in, len);
+}

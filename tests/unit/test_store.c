@@ -1,0 +1,93 @@
+/* test_store.c - store.c: dedupe, cases, outbox states, key/value, and that
+ * a committed transaction survives reopening the file. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "plugin_api.h"
+#include "store.h"
+
+static int count;
+static void count_rec(void *ud, struct outbox_rec *r)
+{
+    (void)ud, (void)r;
+    count++;
+}
+
+int main(void)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/fdstore-%d.db", (int)getpid());
+    unlink(path);
+    struct store *s;
+    CHECK(store_open(path, &s) == 0, "store opens and creates its schema");
+
+    CHECK(store_seen_add(s, "ch", "u1") == 1, "first delivery is new");
+    CHECK(store_seen_add(s, "ch", "u1") == 0, "same delivery again is a duplicate");
+    CHECK(store_seen_add(s, "other", "u1") == 1, "dedupe is per channel");
+
+    int64_t id;
+    CHECK(store_case_create(s, "ch", "alice", &id) == 0 && id > 0, "case created");
+    struct case_rec c;
+    CHECK(store_case_find_open(s, "ch", "alice", 0, &c) == 1 && c.id == id &&
+              c.state == CASE_BOT,
+          "open case found for the user");
+    CHECK(store_case_find_open(s, "ch", "bob", 0, &c) == 0, "no case for another user");
+    CHECK(store_case_find_open(s, "ch", "alice", store_now_ms() + 1000, &c) == 0,
+          "an idle bot case counts as closed");
+    store_case_update(s, id, CASE_PRIVATE, "billing", NULL, true);
+    CHECK(store_case_find_open(s, "ch", "alice", store_now_ms() + 1000, &c) == 1 &&
+              c.state == CASE_PRIVATE && !strcmp(c.tag, "billing") && c.messages == 1,
+          "a private case stays open however idle, tag and count kept");
+    store_case_update(s, id, CASE_CLOSED, NULL, NULL, false);
+    CHECK(store_case_find_open(s, "ch", "alice", 0, &c) == 0, "closed case is not found");
+
+    CHECK(store_begin(s) == 0, "begin");
+    struct outbox_rec r = {.channel = "ch", .case_id = id, .kind = FD_ACTION_DM,
+                           .text = "hello", .user_id = "alice"};
+    CHECK(store_outbox_add(s, &r) == 0 && r.id > 0, "outbox entry added");
+    CHECK(store_commit(s) == 0, "commit");
+    count = 0;
+    store_outbox_list(s, OUTBOX_PENDING, count_rec, NULL);
+    CHECK(count == 1, "one pending entry");
+    store_outbox_set(s, r.id, OUTBOX_WAITING_DM, 1, 0, "403");
+    count = 0;
+    store_outbox_list(s, OUTBOX_PENDING, count_rec, NULL);
+    CHECK(count == 0, "waiting DM is not pending");
+    CHECK(store_outbox_wake_dms(s, id) == 1, "waking the case's DMs");
+    count = 0;
+    store_outbox_list(s, OUTBOX_PENDING, count_rec, NULL);
+    CHECK(count == 1, "woken DM is pending again");
+
+    store_begin(s);
+    struct outbox_rec r2 = {.channel = "ch", .kind = FD_ACTION_REPLY, .text = "x"};
+    store_outbox_add(s, &r2);
+    store_rollback(s);
+    count = 0;
+    store_outbox_list(s, -1, count_rec, NULL);
+    CHECK(count == 1, "a rolled back entry is gone");
+
+    CHECK(store_kv_set(s, "ch", "k", "v1") == 0, "kv set");
+    char *v = store_kv_get(s, "ch", "k");
+    CHECK_STR(v, "v1", "kv get");
+    free(v);
+    store_kv_set(s, "ch", "k", NULL);
+    CHECK(store_kv_get(s, "ch", "k") == NULL, "kv delete");
+    store_close(s);
+
+    CHECK(store_open(path, &s) == 0, "reopens");
+    CHECK(store_seen_add(s, "ch", "u1") == 0, "dedupe survives a restart");
+    count = 0;
+    store_outbox_list(s, OUTBOX_PENDING, count_rec, NULL);
+    CHECK(count == 1, "pending outbox survives a restart");
+    store_close(s);
+    unlink(path);
+    char wal[80];
+    snprintf(wal, sizeof wal, "%s-wal", path);
+    unlink(wal);
+    snprintf(wal, sizeof wal, "%s-shm", path);
+    unlink(wal);
+    return CHECK_DONE();
+}
