@@ -5,8 +5,12 @@
  *                    "private": false, "link_case": "..."}  → host->deliver
  * GET  /hooks/<ch>/sent   every action sent so far, as a JSON array
  * Key `fail_sends` (n): the first n sends answer RETRY (retry_after 100 ms).
+ * Key `api_url`: when set, each action is also POSTed there as JSON (exercises
+ * the core's outbound HTTP); 2xx → OK, 429/5xx/no answer → RETRY (honouring
+ * Retry-After), other → FAILED.
  */
 #include <cjson/cJSON.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,7 +25,7 @@ struct state {
 
 static const struct fd_key keys[] = {
     {"fail_sends", FD_KEY_INT, 0, "0", NULL, "sends that fail first"},
-    {"api_url", FD_KEY_URL, 0, "http://127.0.0.1:1", NULL, "unused"},
+    {"api_url", FD_KEY_URL, 0, NULL, NULL, "POST actions here"},
     {NULL, 0, 0, NULL, NULL, NULL},
 };
 
@@ -87,10 +91,33 @@ static void webhook(struct fd_channel *ch, const struct fd_http_in *req,
     cJSON_Delete(j);
 }
 
+struct fwd {
+    struct fd_send *token;
+};
+
+static void forwarded(void *ud, const struct fd_http_response *r)
+{
+    struct fwd *f = ud;
+    if (!r->cancelled) {
+        struct fd_send_result res = {.status = FD_SEND_OK};
+        if (r->status == 0 || r->status == 429 || r->status >= 500) {
+            res.status = FD_SEND_RETRY;
+            res.retry_after_ms = r->retry_after_s > 0 ? r->retry_after_s * 1000 : 0;
+            res.error = r->status ? "platform busy" : r->error;
+        } else if (r->status >= 300) {
+            res.status = FD_SEND_FAILED;
+            res.error = "refused";
+        }
+        host->send_done(f->token, &res);
+    }
+    free(f);
+}
+
 static int send_(struct fd_channel *ch, const struct fd_action *a,
                  struct fd_send *token)
 {
     struct state *s = host->get_data(ch);
+    const char *api = host->conf(ch, "api_url");
     if (s->fail_left > 0) {
         s->fail_left--;
         struct fd_send_result r = {.status = FD_SEND_RETRY,
@@ -108,6 +135,24 @@ static int send_(struct fd_channel *ch, const struct fd_action *a,
     cJSON_AddNumberToObject(o, "attempt", a->attempt);
     if (a->message_id)
         cJSON_AddStringToObject(o, "message_id", a->message_id);
+    if (api) {
+        char url[512];
+        snprintf(url, sizeof url, "%s/send", api);
+        char *body = cJSON_PrintUnformatted(o);
+        struct fwd *f = malloc(sizeof *f);
+        f->token = token;
+        struct fd_http_request req = {.url = url, .body = body,
+                                      .body_len = strlen(body)};
+        if (!host->http(ch, &req, forwarded, f)) {
+            free(f);
+            struct fd_send_result r = {.status = FD_SEND_RETRY,
+                                       .error = "cannot start request"};
+            host->send_done(token, &r);
+        }
+        free(body);
+        cJSON_Delete(o);
+        return 0;
+    }
     cJSON_AddItemToArray(s->sent, o);
     struct fd_send_result r = {.status = FD_SEND_OK};
     host->send_done(token, &r);
