@@ -1,0 +1,167 @@
+/* test_router.c - the message path on an in-memory store: cases, the move
+ * to private and the author's DM joining the case, deep-link case linking
+ * with waiting DMs woken, handoff silence, script errors → handoff, and
+ * that a failing script leaves no half-processed actions. */
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "channel.h"
+#include "check.h"
+#include "outbox.h"
+#include "router.h"
+#include "script.h"
+#include "store.h"
+
+static const char *script =
+    "function on_message(msg)\n"
+    "  if msg.text == 'secret' then\n"
+    "    msg:to_private{public='moved', private='hello in private'}\n"
+    "  elseif msg.text == 'human' then msg:handoff{queue='q', note='n'}\n"
+    "  elseif msg.text == 'half' then msg:reply('first'); error('then broken')\n"
+    "  elseif msg.text == 'tag' then msg:tag('billing'); msg:reply('tagged')\n"
+    "  else msg:reply(msg.case.state .. ':' .. msg.case.id) end\n"
+    "end\n";
+
+static const char *action(cJSON *a, int i, const char *field)
+{
+    return cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetArrayItem(a, i), field));
+}
+
+static int case_of(cJSON *a, int i)
+{
+    return (int)cJSON_GetNumberValue(cJSON_GetObjectItem(cJSON_GetArrayItem(a, i), "case"));
+}
+
+static struct fd_channel ch;
+static unsigned seq;
+
+static cJSON *deliver(const char *text, bool priv, const char *user,
+                      const char *link, int *rc)
+{
+    char ev[16];
+    snprintf(ev, sizeof ev, "e%u", ++seq);
+    struct fd_msg m = {.event_id = ev, .text = text, .is_private = priv,
+                       .user_id = user, .chat_id = priv ? user : "room",
+                       .link_case = link};
+    cJSON *cap = cJSON_CreateArray();
+    router_capture(ch.router, cap);
+    int r = router_deliver(&ch, &m);
+    if (rc)
+        *rc = r;
+    router_capture(ch.router, NULL);
+    return cap;
+}
+
+static int64_t waiting_id;
+static void find_dm(void *ud, struct outbox_rec *r)
+{
+    if (r->kind == FD_ACTION_DM && r->case_id == *(int64_t *)ud)
+        waiting_id = r->id;
+}
+
+static int npending;
+static void count(void *ud, struct outbox_rec *r)
+{
+    (void)ud, (void)r;
+    npending++;
+}
+
+int main(void)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/fdrouter-%d.lua", (int)getpid());
+    FILE *f = fopen(path, "w");
+    fputs(script, f);
+    fclose(f);
+    char err[512];
+    struct store *st = NULL;
+    CHECK(store_open(":memory:", &st) == 0, "in-memory store");
+    ch.name = "c";
+    ch.platform = "test";
+    ch.caps = 0xffffffffu;
+    ch.router = router_new(st, 24);
+    struct script_limits lim = {0};
+    struct script_env env = {.caps = ch.caps};
+    CHECK(script_load(path, NULL, &lim, &env, &ch.script, err, sizeof err) == 0,
+          "script loads");
+    int rc;
+    cJSON *a;
+
+    a = deliver("hi", false, "ann", NULL, NULL);
+    CHECK_STR(action(a, 0, "text"), "bot:1", "a first message opens case 1 in state bot");
+    cJSON_Delete(a);
+    a = deliver("hi", false, "bob", NULL, NULL);
+    CHECK_STR(action(a, 0, "text"), "bot:2", "another user gets another case");
+    cJSON_Delete(a);
+
+    a = deliver("secret", false, "ann", NULL, NULL);
+    CHECK(cJSON_GetArraySize(a) == 2, "to_private gives two actions");
+    CHECK_STR(action(a, 0, "action"), "reply", "first the public acknowledgement");
+    CHECK_STR(action(a, 1, "action"), "dm", "then the private message");
+    CHECK_STR(action(a, 1, "state"), "private", "the case is now private");
+    cJSON_Delete(a);
+    a = deliver("in the DM now", true, "ann", NULL, NULL);
+    CHECK_STR(action(a, 0, "text"), "private:1", "the author's DM joins the same case");
+    cJSON_Delete(a);
+
+    a = deliver("human", false, "bob", NULL, NULL);
+    CHECK_STR(action(a, 0, "action"), "handoff", "handoff is reported");
+    CHECK_STR(action(a, 0, "queue"), "q", "with its queue");
+    cJSON_Delete(a);
+    a = deliver("hello?", false, "bob", NULL, NULL);
+    CHECK_STR(action(a, 0, "action"), "held", "a human case gets no script answer");
+    cJSON_Delete(a);
+
+    a = deliver("half", false, "cid", NULL, NULL);
+    CHECK(cJSON_GetArraySize(a) == 1, "a script error leaves only the handoff");
+    CHECK_STR(action(a, 0, "action"), "handoff", "script error falls back to a handoff");
+    CHECK(action(a, 0, "text") && strstr(action(a, 0, "text"), ":5:"),
+          "the error names the script line");
+    cJSON_Delete(a);
+
+    a = deliver("tag", false, "dan", NULL, NULL);
+    int dan_case = case_of(a, 0);
+    cJSON_Delete(a);
+    struct case_rec c;
+    CHECK(store_case_get(st, dan_case, &c) == 1 && !strcmp(c.tag, "billing"),
+          "msg:tag is stored on the case");
+
+    /* A refused DM waits; the deep link of the same user wakes it. */
+    a = deliver("secret", false, "dan", NULL, NULL);
+    cJSON_Delete(a);
+    int64_t cid = dan_case;
+    store_outbox_list(st, OUTBOX_PENDING, find_dm, &cid);
+    CHECK(waiting_id > 0, "the DM is in the outbox");
+    store_outbox_set(st, waiting_id, OUTBOX_WAITING_DM, 1, 0, "403");
+    char link[16];
+    snprintf(link, sizeof link, "%d", dan_case);
+    a = deliver("/start", true, "eve", link, NULL);
+    CHECK(case_of(a, 0) != dan_case, "someone else's deep link opens their own case");
+    cJSON_Delete(a);
+    a = deliver("/start", true, "dan", link, &rc);
+    CHECK(rc == FD_OK && case_of(a, 0) == dan_case, "the author's deep link continues the case");
+    cJSON_Delete(a);
+    struct outbox_rec r = {0};
+    CHECK(store_outbox_get(st, waiting_id, &r) == 1 && r.state == OUTBOX_PENDING,
+          "the waiting DM is pending again");
+    outbox_rec_clear(&r);
+
+    /* dedupe */
+    struct fd_msg m = {.event_id = "same", .text = "x", .user_id = "fay"};
+    CHECK(router_deliver(&ch, &m) == FD_OK, "a new event is accepted");
+    CHECK(router_deliver(&ch, &m) == FD_DUPLICATE, "the same event id is a duplicate");
+    struct fd_msg bad = {.event_id = "", .text = "x"};
+    CHECK(router_deliver(&ch, &bad) == FD_EINVAL, "an empty event id is refused");
+    npending = 0;
+    store_outbox_list(st, OUTBOX_PENDING, count, NULL);
+    CHECK(npending > 0, "actions were queued in the store's outbox");
+
+    script_free(ch.script);
+    router_free(ch.router);
+    store_close(st);
+    unlink(path);
+    return CHECK_DONE();
+}
