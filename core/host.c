@@ -161,6 +161,47 @@ static int svc_random_hex(char *out, size_t n)
     return FD_OK;
 }
 
+static size_t svc_text_cut(const char *s, size_t len, size_t max,
+                           bool count_chars)
+{
+    if (!s)
+        return 0;
+    size_t i = 0, n = 0, last_break = 0;
+    while (i < len) {
+        size_t cl = 1;
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0xf0)
+            cl = 4;
+        else if (c >= 0xe0)
+            cl = 3;
+        else if (c >= 0xc0)
+            cl = 2;
+        if (i + cl > len)
+            break; /* a truncated character at the end: leave it out */
+        size_t next = count_chars ? n + 1 : i + cl;
+        if (next > max)
+            break;
+        i += cl;
+        n++;
+        if (c == '\n' || c == ' ')
+            last_break = i;
+    }
+    if (i < len && last_break && last_break >= i - i / 5)
+        return last_break;
+    return i;
+}
+
+static int svc_backoff_ms(int attempt, int base_ms, int max_ms)
+{
+    if (attempt < 1)
+        attempt = 1;
+    long v = (long)(base_ms > 0 ? base_ms : 1000) << (attempt > 20 ? 20 : attempt - 1);
+    if (max_ms > 0 && v > max_ms)
+        v = max_ms;
+    long jitter = (long)(random() % (v * 2 / 5 + 1)) - v / 5;
+    return (int)(v + jitter);
+}
+
 static struct fd_http_call *svc_http(struct fd_channel *ch,
                                      const struct fd_http_request *req,
                                      fd_http_done_fn done, void *ud)
@@ -197,6 +238,8 @@ static const struct fd_host services = {
     .ct_equal = svc_ct_equal,
     .hmac_sha256_hex_ok = svc_hmac_ok,
     .random_hex = svc_random_hex,
+    .text_cut = svc_text_cut,
+    .backoff_ms = svc_backoff_ms,
 };
 
 const struct fd_host *host_services(void) { return &services; }

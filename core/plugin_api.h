@@ -261,6 +261,15 @@ struct fd_host {
                                const char *hex);
     /* `n` random bytes as 2n hex digits into out (size >= 2n+1). */
     int (*random_hex)(char *out, size_t n);
+
+    /* The byte length of the longest prefix of s[0..len) that fits `max`
+     * (bytes, or characters when count_chars) and ends on a UTF-8 character
+     * boundary, preferring to break after a newline or space in its last
+     * fifth.  For splitting long texts at a platform's limit. */
+    size_t (*text_cut)(const char *s, size_t len, size_t max, bool count_chars);
+    /* Exponential backoff with +-20 % jitter: base_ms * 2^(attempt-1),
+     * capped at max_ms (attempt starts at 1). */
+    int (*backoff_ms)(int attempt, int base_ms, int max_ms);
 };
 
 /* ---- the plugin ---------------------------------------------------------- */
