@@ -37,8 +37,9 @@ struct fd_channel {
     struct fd_http_call *calls;         /* in flight, doubly linked */
     struct fd_timer *timers;
     struct fd_conn *conns;
+    double rate_per_s, chat_per_min, dm_per_min; /* 0: no limit */
     bool started, stopping;
-    uint64_t counters[8];            /* see enum channel_counter */
+    uint64_t counters[9];            /* see enum channel_counter */
 };
 
 enum channel_counter {
@@ -50,6 +51,7 @@ enum channel_counter {
     CNT_DEAD,        /* actions given up */
     CNT_REFUSED,     /* webhook requests refused (401/400/413) */
     CNT_RELOAD,      /* script reloads */
+    CNT_THROTTLED,   /* sends delayed by a rate limit */
 };
 
 #endif

@@ -350,6 +350,16 @@ static void check_keys(const struct conf_channel *cc, const struct fd_plugin *de
         const char *key = cc->kv[i].key;
         if (!strcmp(key, "plugin") || !strcmp(key, "script"))
             continue;
+        if (!strcmp(key, "rate_per_s") || !strcmp(key, "chat_per_min") ||
+            !strcmp(key, "dm_per_min")) {
+            char *end;
+            double v = strtod(cc->kv[i].value, &end);
+            if (*end || end == cc->kv[i].value || v < 0 || v > 1e6)
+                errlist_add(errs, "%s:%d: [channel:%s] %s: want a number >= 0 "
+                            "(0: no limit), got \"%s\"", file, cc->kv[i].line,
+                            cc->name, key, cc->kv[i].value);
+            continue;
+        }
         const struct fd_key *k = key_def(def, key);
         char why[300];
         if (!k)
@@ -364,6 +374,13 @@ static void check_keys(const struct conf_channel *cc, const struct fd_plugin *de
             errlist_add(errs, "%s:%d: [channel:%s] %s: missing required key (%s)",
                         file, cc->line, cc->name, k->name,
                         k->help ? k->help : def->name);
+}
+
+/* A core rate key of the channel, or the plugin's published default. */
+static double rate(const struct conf_channel *cc, const char *key, double def)
+{
+    const char *v = conf_channel_get(cc, key);
+    return v ? strtod(v, NULL) : def;
 }
 
 int host_load(const struct config *cfg, struct router *r, struct errlist *errs)
@@ -396,6 +413,9 @@ int host_load(const struct config *cfg, struct router *r, struct errlist *errs)
         ch->platform = p->def->name;
         ch->caps = p->def->caps;
         ch->router = r;
+        ch->rate_per_s = rate(cc, "rate_per_s", p->def->rate_per_s);
+        ch->chat_per_min = rate(cc, "chat_per_min", p->def->chat_per_min);
+        ch->dm_per_min = rate(cc, "dm_per_min", p->def->dm_per_min);
         if (p->def->check) {
             char err[512] = "";
             if (p->def->check(ch, err, sizeof err) < 0)

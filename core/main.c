@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "channel.h"
@@ -101,8 +102,9 @@ static void on_signal(int fd, void *ud)
     struct signalfd_siginfo si;
     while (read(fd, &si, sizeof si) == (ssize_t)sizeof si) {
         if (si.ssi_signo == SIGHUP) {
-            log_info("core", "SIGHUP: reloading scripts");
+            log_info("core", "SIGHUP: reloading scripts, rescanning the outbox");
             scripts_reload_all();
+            outbox_resume(router_store(D.router), true);
         } else if (D.draining) {
             log_warn("core", "second stop signal: exiting now");
             loop_stop();
@@ -163,7 +165,7 @@ static int cmd_run(int argc, char **argv)
     loop_timer_schedule(D.prune, 60 * 1000);
     scripts_watch_start(cfg);
     host_start();
-    outbox_resume(st);
+    outbox_resume(st, false);
     log_info("core", "frontdesk %s serving on http://%s:%d (%s)", FRONTDESK_VERSION,
              cfg->listen_host, cfg->listen_port, cfg->public_url);
     loop_run();
@@ -416,8 +418,8 @@ static int cmd_outbox(int argc, char **argv)
         }
         store_outbox_set(st, retry, OUTBOX_PENDING, 0, 0, NULL);
         outbox_rec_clear(&r);
-        printf("entry %" PRId64 " queued again; a running daemon sends it on its "
-               "next start or SIGHUP\n", retry);
+        printf("entry %" PRId64 " queued again; a running daemon sends it on "
+               "SIGHUP or its next start\n", retry);
         rc = 0;
         goto out;
     }
@@ -432,6 +434,7 @@ out:
 
 int main(int argc, char **argv)
 {
+    srandom((unsigned)time(NULL) ^ (unsigned)getpid() << 16);
     if (argc < 2) {
         usage(stderr);
         exit(2);

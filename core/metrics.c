@@ -22,6 +22,7 @@ static const struct {
     {CNT_DEAD, "frontdesk_actions_dead_total", "actions given up (dead letters)"},
     {CNT_REFUSED, "frontdesk_webhooks_refused_total", "webhook requests refused"},
     {CNT_RELOAD, "frontdesk_script_reloads_total", "script reloads swapped in"},
+    {CNT_THROTTLED, "frontdesk_sends_throttled_total", "sends delayed by a rate limit"},
 };
 
 void metrics_render(struct buf *out)

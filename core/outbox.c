@@ -38,8 +38,23 @@ struct item {
     bool in_flight, gone;
 };
 
+/* Token buckets for the platform's send limits. */
+struct bucket {
+    double tokens;
+    int64_t at; /* ms of the last refill; 0: unused */
+};
+
+#define CHAT_BUCKETS 1024
+
+struct chat_bucket {
+    uint64_t hash;
+    struct bucket b;
+};
+
 struct outq {
     struct fd_channel *ch;
+    struct bucket all;
+    struct chat_bucket chats[CHAT_BUCKETS];
     struct item *head, *tail;
     int in_flight, pending;
     struct loop_timer *timer;
@@ -130,6 +145,79 @@ static const char *conv_key(const struct outbox_rec *r, char *buf, size_t n)
     return buf;
 }
 
+static void refill(struct bucket *b, double per_ms, double cap, int64_t now)
+{
+    if (!b->at) {
+        b->tokens = cap;
+        b->at = now;
+    }
+    b->tokens += (double)(now - b->at) * per_ms;
+    if (b->tokens > cap)
+        b->tokens = cap;
+    b->at = now;
+}
+
+/* ms until the bucket holds one token (0: now). */
+static int64_t bucket_wait(struct bucket *b, double per_ms, double cap,
+                           int64_t now)
+{
+    if (per_ms <= 0)
+        return 0;
+    refill(b, per_ms, cap, now);
+    return b->tokens >= 1 ? 0 : (int64_t)((1 - b->tokens) / per_ms) + 1;
+}
+
+static uint64_t fnv1a(const char *s)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h ? h : 1;
+}
+
+/* The bucket of one conversation; a slot idle for two minutes is full again
+ * anyway, so it may be reused. */
+static struct bucket *chat_bucket(struct outq *q, const char *key, int64_t now)
+{
+    uint64_t h = fnv1a(key);
+    for (size_t i = 0; i < 16; i++) {
+        struct chat_bucket *c = &q->chats[(h + i) % CHAT_BUCKETS];
+        if (c->hash == h)
+            return &c->b;
+        if (!c->hash || now - c->b.at > 120000) {
+            c->hash = h;
+            c->b.at = 0;
+            return &c->b;
+        }
+    }
+    return NULL; /* table crowded: no per-chat limit for this one */
+}
+
+/* How long `it` must wait for the rate limits; takes the tokens when 0. */
+static int64_t throttle(struct outq *q, const struct item *it, const char *key,
+                        int64_t now)
+{
+    struct fd_channel *ch = q->ch;
+    double all_ms = ch->rate_per_s / 1000.0;
+    double per_min = it->rec.kind == FD_ACTION_DM || it->rec.is_private
+                         ? ch->dm_per_min : ch->chat_per_min;
+    double chat_ms = per_min / 60000.0;
+    /* Small bursts: a second's worth overall, a tenth of a minute per chat,
+     * so a sliding minute never sees much more than the published rate. */
+    double all_cap = ch->rate_per_s > 1 ? ch->rate_per_s : 1;
+    double chat_cap = per_min / 10 > 1 ? per_min / 10 : 1;
+    struct bucket *cb = chat_ms > 0 ? chat_bucket(q, key, now) : NULL;
+    int64_t w1 = bucket_wait(&q->all, all_ms, all_cap, now);
+    int64_t w2 = cb ? bucket_wait(cb, chat_ms, chat_cap, now) : 0;
+    if (w1 || w2)
+        return w1 > w2 ? w1 : w2;
+    if (all_ms > 0)
+        q->all.tokens -= 1;
+    if (cb)
+        cb->tokens -= 1;
+    return 0;
+}
+
 static void send_one(struct outq *q, struct item *it)
 {
     struct fd_channel *ch = q->ch;
@@ -202,8 +290,16 @@ void outbox_kick(struct fd_channel *ch)
             snprintf(keys[nkeys++], sizeof keys[0], "%s", key);
         else
             break; /* too many conversations blocked: next kick */
-        if (!waits)
-            send_one(q, it);
+        if (waits)
+            continue;
+        int64_t wait = throttle(q, it, key, now);
+        if (wait) {
+            q->ch->counters[CNT_THROTTLED]++;
+            if (!next_due || now + wait < next_due)
+                next_due = now + wait;
+            continue;
+        }
+        send_one(q, it);
     }
     if (next_due)
         schedule(q, next_due);
@@ -279,10 +375,20 @@ void outbox_send_done(struct fd_send *token, const struct fd_send_result *res)
     schedule(q, 0);
 }
 
+static bool queued(struct fd_channel *ch, int64_t id)
+{
+    for (struct item *it = ch->outq ? ch->outq->head : NULL; it; it = it->next)
+        if (it->rec.id == id && !it->gone)
+            return true;
+    return false;
+}
+
 static void resume_one(void *ud, struct outbox_rec *r)
 {
-    (void)ud;
+    bool rescan = ud != NULL;
     struct fd_channel *ch = r->channel ? host_channel(r->channel) : NULL;
+    if (ch && rescan && queued(ch, r->id))
+        return;
     if (!ch) {
         log_warn("outbox", "entry %" PRId64 " is for channel %s, which is not "
                  "configured: left pending", r->id, r->channel ? r->channel : "?");
@@ -291,9 +397,9 @@ static void resume_one(void *ud, struct outbox_rec *r)
     outbox_push(ch, r);
 }
 
-int outbox_resume(struct store *st)
+int outbox_resume(struct store *st, bool rescan)
 {
-    if (store_outbox_list(st, OUTBOX_PENDING, resume_one, NULL) < 0)
+    if (store_outbox_list(st, OUTBOX_PENDING, resume_one, rescan ? st : NULL) < 0)
         return -1;
     size_t n;
     struct fd_channel **chs = host_channels(&n);

@@ -22,8 +22,9 @@ void outbox_channel_free(struct fd_channel *ch);
 void outbox_push(struct fd_channel *ch, struct outbox_rec *r);
 /* Try to send what is due. */
 void outbox_kick(struct fd_channel *ch);
-/* Loads pending entries of every channel from the store. */
-int outbox_resume(struct store *st);
+/* Loads pending entries of every channel from the store; with rescan, only
+ * those not queued yet (entries queued again by `frontdesk outbox retry`). */
+int outbox_resume(struct store *st, bool rescan);
 void outbox_set_store(struct store *st);
 /* Stop starting new sends (draining); in-flight ones finish. */
 void outbox_pause(bool paused);

@@ -312,6 +312,13 @@ struct fd_plugin {
      * /hooks/<channel> (or "/" for the FD_CAP_WEBPAGE channel). */
     void (*ws_event)(struct fd_channel *ch, struct fd_conn *c,
                      enum fd_ws_event ev, const char *data, size_t len);
+
+    /* The platform's published send limits, enforced by the outbox with
+     * token buckets (0: no limit).  A channel may override them with the
+     * core keys rate_per_s / chat_per_min / dm_per_min. */
+    double rate_per_s;   /* actions per second, whole channel */
+    double chat_per_min; /* per public conversation (group, channel) */
+    double dm_per_min;   /* per private conversation */
 };
 
 #define FD_PLUGIN_INIT .abi = FD_PLUGIN_ABI, .size = sizeof(struct fd_plugin)

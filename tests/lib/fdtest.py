@@ -73,7 +73,8 @@ class Daemon:
     written into <tmp>/scripts (lib/ modules as "lib/x.lua").  Call start(),
     then stop() (SIGTERM, waits) or kill() (SIGKILL)."""
 
-    def __init__(self, channels, scripts=None, core_extra="", env=None, copy_scripts=False):
+    def __init__(self, channels, scripts=None, core_extra="", env=None, copy_scripts=False,
+                 log_level="debug"):
         self.dir = tempfile.mkdtemp(prefix="fdtest-")
         self.port = free_port()
         self.scripts_dir = os.path.join(self.dir, "scripts")
@@ -93,8 +94,9 @@ class Daemon:
         self.db = os.path.join(self.dir, "state.db")
         with open(self.config, "w") as f:
             f.write("[core]\nlisten = 127.0.0.1:%d\npublic_url = http://127.0.0.1:%d\n"
-                    "state = %s\nplugins = %s\nscripts = %s\nlog_level = debug\n%s\n\n%s\n"
-                    % (self.port, self.port, self.db, PLUGINS, self.scripts_dir, core_extra, channels))
+                    "state = %s\nplugins = %s\nscripts = %s\nlog_level = %s\n%s\n\n%s\n"
+                    % (self.port, self.port, self.db, PLUGINS, self.scripts_dir, log_level,
+                       core_extra, channels))
         self.env = dict(os.environ)
         self.env.update(env or {})
         self.proc = None
