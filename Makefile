@@ -21,10 +21,10 @@ endif
 
 WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
            -Wformat=2 -Wno-format-nonliteral -Werror
-CFLAGS  ?= -O2 -g
-CFLAGS  += -std=c11 -D_GNU_SOURCE $(WARN) -MMD -MP -Icore
+OPTFLAGS ?= -O2 -g
+override CFLAGS += $(OPTFLAGS) -std=c11 -D_GNU_SOURCE $(WARN) -MMD -MP -Icore
 ifneq ($(SANITIZE),)
-CFLAGS  += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+override CFLAGS += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 LDFLAGS += -fsanitize=$(SANITIZE)
 endif
 
@@ -58,13 +58,13 @@ $(BUILD)/core/%.o: core/%.c
 
 # Plugins: one folder each, linked only against libraries, never the core.
 .SECONDEXPANSION:
-$(BUILD)/plugins/%.so: $$(wildcard plugins/%/*.c plugins/%/*.h plugins/%/*.html plugins/%/*.js plugins/%/*.css) core/plugin_api.h
+$(BUILD)/plugins/%.so: $$(wildcard plugins/$$*/*.c plugins/$$*/*.h plugins/$$*/*.html plugins/$$*/*.js plugins/$$*/*.css plugins/*.h) core/plugin_api.h
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  PLUGIN  $@")
 	$(Q)$(CC) $(CFLAGS) $(PKG_CFLAGS) -fPIC -shared -fvisibility=hidden \
-	    -Iplugins/$* -MF $(BUILD)/plugins/$*.d -o $@ $(filter %.c,$^) $(LDFLAGS) $(PKG_LIBS)
+	    -Iplugins/$* -Iplugins -MF $(BUILD)/plugins/$*.d -o $@ $(filter %.c,$^) $(LDFLAGS) $(PKG_LIBS)
 
-$(BUILD)/tests/plugins/%.so: $$(wildcard tests/plugins/%/*.c) core/plugin_api.h
+$(BUILD)/tests/plugins/%.so: $$(wildcard tests/plugins/$$*/*.c) core/plugin_api.h
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  PLUGIN  $@")
 	$(Q)$(CC) $(CFLAGS) $(PKG_CFLAGS) -fPIC -shared -fvisibility=hidden \
@@ -92,7 +92,7 @@ test: deps
 
 # The suite again with AddressSanitizer + UBSan, in its own build folder.
 asan: deps
-	$(Q)$(MAKE) --no-print-directory BUILD=build/asan SANITIZE=address,undefined CFLAGS="-O1 -g" tests-bin
+	$(Q)$(MAKE) --no-print-directory BUILD=build/asan SANITIZE=address,undefined OPTFLAGS="-O1 -g" tests-bin
 	$(Q)BUILD=build/asan ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 tests/run
 

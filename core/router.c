@@ -178,73 +178,79 @@ static int apply(struct router *r, struct fd_channel *ch,
 {
     int state = c->state;
     const char *mid = m->message_id ? m->message_id : m->event_id;
-    for (size_t i = 0; i < res->n; i++) {
-        const struct script_action *a = &res->v[i];
-        const char *pub = NULL, *priv = NULL;
-        switch (a->kind) {
-        case SCRIPT_REPLY:
-            pub = a->a;
-            break;
-        case SCRIPT_DM:
-            priv = a->a;
-            break;
-        case SCRIPT_TO_PRIVATE:
-            pub = a->a;
-            priv = a->b;
-            break;
-        case SCRIPT_HANDOFF: {
-            state = CASE_HUMAN;
-            *queue = a->b ? a->b : "support";
-            cJSON *o = capture(r, "handoff", a->a);
-            if (o)
-                cJSON_AddStringToObject(o, "queue", *queue);
-            log_msg(LOG_INFO, ch->platform, ch->name,
-                    "case %" PRId64 " handed to humans (queue %s)", c->id,
-                    *queue);
-            continue;
-        }
-        case SCRIPT_HIDE:
-            capture(r, "hide", NULL);
-            if (m->is_private)
+    /* Hides go out first, whatever the script's order: a post with private
+     * data must leave the public page before anything else happens. */
+    for (int pass = 0; pass < 2; pass++) {
+        for (size_t i = 0; i < res->n; i++) {
+            const struct script_action *a = &res->v[i];
+            if ((a->kind == SCRIPT_HIDE) != (pass == 0))
                 continue;
-            if (!(ch->caps & FD_CAP_HIDE)) {
-                log_msg(LOG_INFO, ch->platform, ch->name,
-                        "hide: %s cannot hide posts; nothing done",
-                        ch->platform);
-                continue;
-            }
-            if (queue_rec(r, p, ch, FD_ACTION_HIDE, c->id, NULL, m->chat_id,
-                          mid, m->thread, user, m->is_private) < 0)
-                return -1;
-            continue;
-        case SCRIPT_TAG:
-            *tag = a->a;
-            capture(r, "tag", a->a);
-            continue;
-        }
-        if (pub) {
-            capture(r, "reply", pub);
-            if (queue_rec(r, p, ch, FD_ACTION_REPLY, c->id, pub, m->chat_id,
-                          mid, m->thread, user, m->is_private) < 0)
-                return -1;
-        }
-        if (priv) {
-            capture(r, "dm", priv);
-            if (!(ch->caps & FD_CAP_DM) && !m->is_private) {
-                /* Never post private text publicly: humans take over. */
-                log_msg(LOG_WARN, ch->platform, ch->name,
-                        "%s cannot send private messages: case %" PRId64
-                        " handed to humans instead",
-                        ch->platform, c->id);
+            const char *pub = NULL, *priv = NULL;
+            switch (a->kind) {
+            case SCRIPT_REPLY:
+                pub = a->a;
+                break;
+            case SCRIPT_DM:
+                priv = a->a;
+                break;
+            case SCRIPT_TO_PRIVATE:
+                pub = a->a;
+                priv = a->b;
+                break;
+            case SCRIPT_HANDOFF: {
                 state = CASE_HUMAN;
-                *queue = "private";
+                *queue = a->b ? a->b : "support";
+                cJSON *o = capture(r, "handoff", a->a);
+                if (o)
+                    cJSON_AddStringToObject(o, "queue", *queue);
+                log_msg(LOG_INFO, ch->platform, ch->name,
+                        "case %" PRId64 " handed to humans (queue %s)", c->id,
+                        *queue);
                 continue;
             }
-            if (queue_rec(r, p, ch, FD_ACTION_DM, c->id, priv, m->chat_id,
-                          mid, m->thread, user, m->is_private) < 0)
-                return -1;
-            if (a->kind == SCRIPT_TO_PRIVATE && state == CASE_BOT)
-                state = CASE_PRIVATE;
+            case SCRIPT_HIDE:
+                capture(r, "hide", NULL);
+                if (m->is_private)
+                    continue;
+                if (!(ch->caps & FD_CAP_HIDE)) {
+                    log_msg(LOG_INFO, ch->platform, ch->name,
+                            "hide: %s cannot hide posts; nothing done",
+                            ch->platform);
+                    continue;
+                }
+                if (queue_rec(r, p, ch, FD_ACTION_HIDE, c->id, NULL, m->chat_id,
+                              mid, m->thread, user, m->is_private) < 0)
+                    return -1;
+                continue;
+            case SCRIPT_TAG:
+                *tag = a->a;
+                capture(r, "tag", a->a);
+                continue;
+            }
+            if (pub) {
+                capture(r, "reply", pub);
+                if (queue_rec(r, p, ch, FD_ACTION_REPLY, c->id, pub, m->chat_id,
+                              mid, m->thread, user, m->is_private) < 0)
+                    return -1;
+            }
+            if (priv) {
+                capture(r, "dm", priv);
+                if (!(ch->caps & FD_CAP_DM) && !m->is_private) {
+                    /* Never post private text publicly: humans take over. */
+                    log_msg(LOG_WARN, ch->platform, ch->name,
+                            "%s cannot send private messages: case %" PRId64
+                            " handed to humans instead",
+                            ch->platform, c->id);
+                    state = CASE_HUMAN;
+                    *queue = "private";
+                    continue;
+                }
+                if (queue_rec(r, p, ch, FD_ACTION_DM, c->id, priv, m->chat_id,
+                              mid, m->thread, user, m->is_private) < 0)
+                    return -1;
+                if (a->kind == SCRIPT_TO_PRIVATE && state == CASE_BOT)
+                    state = CASE_PRIVATE;
+            }
         }
     }
     return state;

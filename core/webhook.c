@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "buf.h"
 #include "channel.h"
@@ -34,6 +35,9 @@
 #define MAX_QUERY 4096
 #define MAX_REPLY (8u << 20)
 #define MAX_HEADER_CACHE 4096
+/* A request body must arrive whole within this many seconds: a client that
+ * trickles bytes (slowloris) loses its connection instead of holding it. */
+#define BODY_SECONDS 20
 
 struct fd_http_reply {
     int status;
@@ -51,7 +55,8 @@ struct pss {
     char hdrs[MAX_HEADER_CACHE]; /* values handed out by webhook_header */
     size_t hdrs_len;
     struct fd_http_reply reply;
-    bool body_expected, too_big, reply_ready, close_after;
+    bool body_expected, reply_ready, close_after;
+    struct timespec started;
     struct lws *wsi;
 };
 
@@ -336,10 +341,11 @@ static int on_http(struct lws *wsi, struct pss *p, const char *uri)
         log_msg(LOG_WARN, p->ch->platform, p->ch->name,
                 "refused a %ld-byte body (max_body %ld): 413", clen, max_body);
         p->ch->counters[CNT_REFUSED]++;
+        /* Answer now and close: waiting for a body we refuse would let the
+         * client hold the connection. */
         reply_set(p, 413, "application/json", "{\"error\":\"body too large\"}");
         p->close_after = true;
-        respond(p);
-        return 0;
+        return write_reply(wsi, p);
     }
     bool has_body = strcmp(p->method, "POST") == 0 ||
                     strcmp(p->method, "PUT") == 0 ||
@@ -347,6 +353,8 @@ static int on_http(struct lws *wsi, struct pss *p, const char *uri)
     if (has_body && (clen > 0 || lws_hdr_total_length(
                                      wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0)) {
         p->body_expected = true; /* dispatched at BODY_COMPLETION */
+        clock_gettime(CLOCK_MONOTONIC, &p->started);
+        lws_set_timeout(wsi, PENDING_TIMEOUT_USER_REASON_BASE, BODY_SECONDS);
         return 0;
     }
     dispatch(p);
@@ -360,25 +368,28 @@ int webhook_callback(struct lws *wsi, enum lws_callback_reasons reason,
     switch (reason) {
     case LWS_CALLBACK_HTTP:
         return on_http(wsi, p, in ? (const char *)in : "/");
-    case LWS_CALLBACK_HTTP_BODY:
-        if (p->too_big)
-            return 0;
+    case LWS_CALLBACK_HTTP_BODY: {
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        long left = BODY_SECONDS - (long)(now.tv_sec - p->started.tv_sec);
+        if (left <= 0)
+            return -1; /* too slow: drop the connection */
+        /* lws re-arms its own timeout per chunk; ours bounds the total. */
+        lws_set_timeout(wsi, PENDING_TIMEOUT_USER_REASON_BASE, (int)left);
         if (buf_add(&p->body, in, len) < 0) {
-            p->too_big = true;
             if (p->ch) {
                 log_msg(LOG_WARN, p->ch->platform, p->ch->name,
                         "body over max_body %ld bytes: 413", max_body);
                 p->ch->counters[CNT_REFUSED]++;
             }
-        }
-        return 0;
-    case LWS_CALLBACK_HTTP_BODY_COMPLETION:
-        if (p->too_big) {
             reply_set(p, 413, "application/json", "{\"error\":\"body too large\"}");
             p->close_after = true;
-            respond(p);
-            return 0;
+            return write_reply(wsi, p);
         }
+        return 0;
+    }
+    case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+        lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
         dispatch(p);
         return 0;
     case LWS_CALLBACK_HTTP_WRITEABLE:
