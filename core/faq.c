@@ -61,7 +61,8 @@ static void *std_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 
 static uint32_t key_hash(uint32_t word_hash, uint32_t parent, bool prefix)
 {
-    uint32_t h = word_hash ^ (parent * 0x9E3779B1u) ^ (prefix ? 0x85EBCA6Bu : 0);
+    uint32_t h =
+        word_hash ^ (parent * 0x9E3779B1u) ^ (prefix ? 0x85EBCA6Bu : 0);
     h ^= h >> 16; /* murmur3 finaliser: spread into the low bits */
     h *= 0x85EBCA6Bu;
     h ^= h >> 13;
@@ -170,8 +171,8 @@ static uint32_t child_of(struct faq *f, uint32_t parent, const char *w,
         return 0;
     if (f->ncount == f->ncap) {
         size_t n = (size_t)f->ncap * 2;
-        struct node *nn = f->alloc(f->ud, f->nodes, f->ncap * sizeof *nn,
-                                   n * sizeof *nn);
+        struct node *nn =
+            f->alloc(f->ud, f->nodes, f->ncap * sizeof *nn, n * sizeof *nn);
         if (!nn)
             return 0;
         f->nodes = nn;
@@ -195,9 +196,12 @@ static uint32_t child_of(struct faq *f, uint32_t parent, const char *w,
     uint32_t k = h & mask;
     while (f->tab[k].child)
         k = (k + 1) & mask;
-    f->tab[k] = (struct edge){.hash = h, .parent = parent, .child = c,
+    f->tab[k] = (struct edge){.hash = h,
+                              .parent = parent,
+                              .child = c,
                               .word = (uint32_t)f->wlen,
-                              .len = (uint16_t)len, .prefix = prefix};
+                              .len = (uint16_t)len,
+                              .prefix = prefix};
     f->tcount++;
     f->wlen += len;
     if (prefix)
@@ -276,8 +280,7 @@ static void consider(const struct faq *f, uint32_t node, int depth,
 /* Follows every edge that word i allows out of `node`: the exact word and
  * each prefix length the node has. */
 static void walk(const struct faq *f, const char *text, const struct span *w,
-                 size_t nw, size_t i, uint32_t node, int depth,
-                 struct best *b)
+                 size_t nw, size_t i, uint32_t node, int depth, struct best *b)
 {
     if (i >= nw || depth >= MAX_WORDS)
         return;

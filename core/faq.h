@@ -23,8 +23,7 @@
 struct faq;
 
 /* Same contract as lua_Alloc: nsize 0 frees, else (re)allocates. */
-typedef void *(*faq_alloc_fn)(void *ud, void *ptr, size_t osize,
-                              size_t nsize);
+typedef void *(*faq_alloc_fn)(void *ud, void *ptr, size_t osize, size_t nsize);
 
 /* A new, empty FAQ, or NULL when out of memory. */
 struct faq *faq_new(faq_alloc_fn alloc, void *ud);

@@ -62,7 +62,8 @@ static int l_words(lua_State *L)
 {
     size_t len;
     const char *s = check_text(L, 1, "fd.words", &len);
-    char *buf = scratch(L, len + 1);
+    char sbuf[2048];
+    char *buf = len < sizeof sbuf ? sbuf : scratch(L, len + 1);
     size_t n = text_normalize(s, len, buf, len + 1);
     lua_newtable(L);
     lua_Integer k = 1;
@@ -103,10 +104,12 @@ static int l_has(lua_State *L)
     const char *s = check_text(L, 1, "fd.has", &len);
     int t = lua_type(L, 2);
     if (t != LUA_TSTRING && t != LUA_TTABLE)
-        return luaL_error(L, "fd.has: argument #2 must be a phrase or a list "
-                             "of phrases, got %s",
+        return luaL_error(L,
+                          "fd.has: argument #2 must be a phrase or a list "
+                          "of phrases, got %s",
                           luaL_typename(L, 2));
-    char *norm = scratch(L, len + 1); /* stack index 3 */
+    char sbuf[2048];
+    char *norm = len < sizeof sbuf ? sbuf : scratch(L, len + 1);
     size_t n = text_normalize(s, len, norm, len + 1);
     if (t == LUA_TSTRING) {
         bool hit = has_one(L, norm, n, 2, 1);
@@ -253,8 +256,7 @@ static int l_tone(lua_State *L)
  * more arguments follow; the rest joined like print(). */
 static int l_log(lua_State *L)
 {
-    static const char *const names[] = {"debug", "info", "warn", "error",
-                                        NULL};
+    static const char *const names[] = {"debug", "info", "warn", "error", NULL};
     int top = lua_gettop(L), first = 1, level = FD_LOG_INFO;
     if (top >= 2 && lua_type(L, 1) == LUA_TSTRING) {
         const char *l = lua_tostring(L, 1);
@@ -296,9 +298,12 @@ static int l_can(lua_State *L)
         const char *name;
         unsigned bit;
     } caps[] = {
-        {"threads", FD_CAP_THREADS}, {"dm", FD_CAP_DM},
-        {"private_reply", FD_CAP_PRIVATE_REPLY}, {"hide", FD_CAP_HIDE},
-        {"typing", FD_CAP_TYPING}, {"webpage", FD_CAP_WEBPAGE},
+        {"threads", FD_CAP_THREADS},
+        {"dm", FD_CAP_DM},
+        {"private_reply", FD_CAP_PRIVATE_REPLY},
+        {"hide", FD_CAP_HIDE},
+        {"typing", FD_CAP_TYPING},
+        {"webpage", FD_CAP_WEBPAGE},
     };
     const char *name = luaL_checkstring(L, 1);
     const struct script_env *env = env_of(L);
@@ -374,13 +379,15 @@ static int l_store_set(lua_State *L)
     case LUA_TNUMBER:
         val = lua_tolstring(L, 2, &n);
         if (n > MAX_VALUE || strlen(val) != n)
-            return luaL_error(L, "fd.store.set: value must be at most %d "
-                                 "bytes without NUL",
+            return luaL_error(L,
+                              "fd.store.set: value must be at most %d "
+                              "bytes without NUL",
                               MAX_VALUE);
         break;
     default:
-        return luaL_error(L, "fd.store.set: value must be a string, number, "
-                             "boolean or nil, got %s",
+        return luaL_error(L,
+                          "fd.store.set: value must be a string, number, "
+                          "boolean or nil, got %s",
                           luaL_typename(L, 2));
     }
     const struct script_env *env = env_of(L);
@@ -452,8 +459,9 @@ static int l_faq(lua_State *L)
     lua_createtable(L, n > 0 && n < 1000000 ? (int)n : 0, 0); /* answers */
     for (lua_Integer i = 0; i < n; i++) {
         if (lua_geti(L, 1, i + 1) != LUA_TTABLE)
-            return luaL_error(L, "fd.faq: entry %d must be a table "
-                                 "{ {phrases...}, answer }, got %s",
+            return luaL_error(L,
+                              "fd.faq: entry %d must be a table "
+                              "{ {phrases...}, answer }, got %s",
                               (int)i + 1, luaL_typename(L, -1));
         int e = lua_gettop(L);
         if (lua_geti(L, e, 1) == LUA_TNIL) {
@@ -465,8 +473,9 @@ static int l_faq(lua_State *L)
             lua_getfield(L, e, "answer");
         }
         if (lua_isnil(L, -1))
-            return luaL_error(L, "fd.faq: entry %d has no answer "
-                                 "(expected { {phrases...}, answer })",
+            return luaL_error(L,
+                              "fd.faq: entry %d has no answer "
+                              "(expected { {phrases...}, answer })",
                               (int)i + 1);
         lua_rawseti(L, -4, i + 1); /* answers[i+1] = answer */
         if (lua_type(L, -1) == LUA_TSTRING) {
@@ -483,8 +492,9 @@ static int l_faq(lua_State *L)
             }
             lua_pop(L, 1);
         } else {
-            return luaL_error(L, "fd.faq: entry %d: phrases must be a list "
-                                 "of strings, got %s",
+            return luaL_error(L,
+                              "fd.faq: entry %d: phrases must be a list "
+                              "of strings, got %s",
                               (int)i + 1, luaL_typename(L, -1));
         }
         lua_pop(L, 1); /* the entry */

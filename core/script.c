@@ -139,8 +139,7 @@ static void budget_hook(lua_State *L, lua_Debug *ar)
     lua_sethook(L, budget_hook, LUA_MASKCOUNT, 1);
     if (lua_getinfo(L, "Sl", ar) && ar->currentline > 0)
         lua_pushfstring(L, "%s:%d: instruction budget exceeded (%I)",
-                        ar->short_src, ar->currentline,
-                        (lua_Integer)s->budget);
+                        ar->short_src, ar->currentline, (lua_Integer)s->budget);
     else
         lua_pushfstring(L, "%s: instruction budget exceeded (%I)", s->name,
                         (lua_Integer)s->budget);
@@ -198,8 +197,8 @@ static void call_error(struct script *s, int st, char *err, size_t errlen)
     char buf[256];
     if (st == LUA_ERRMEM) {
         snprintf(buf, sizeof buf,
-                 "%s: not enough memory (script memory limit %zu MiB)",
-                 s->name, s->mem_limit >> 20);
+                 "%s: not enough memory (script memory limit %zu MiB)", s->name,
+                 s->mem_limit >> 20);
         set_err(err, errlen, buf);
     } else {
         const char *m = lua_tostring(s->L, -1);
@@ -260,8 +259,9 @@ static int l_require(lua_State *L)
     size_t len;
     const char *name = luaL_checklstring(L, 1, &len);
     if (!module_name_ok(name, len))
-        return luaL_error(L, "require: bad module name '%s' (letters, "
-                             "digits, '_', '-', and '.' between parts)",
+        return luaL_error(L,
+                          "require: bad module name '%s' (letters, "
+                          "digits, '_', '-', and '.' between parts)",
                           name);
     lua_rawgetp(L, LUA_REGISTRYINDEX, &loaded_key);
     int cache = lua_gettop(L);
@@ -353,12 +353,14 @@ static int l_collectgarbage(lua_State *L)
         int k = lua_gc(L, LUA_GCCOUNT), b = lua_gc(L, LUA_GCCOUNTB);
         lua_pushnumber(L, (lua_Number)k + (lua_Number)b / 1024);
     } else if (strcmp(opt, "step") == 0) {
-        lua_pushboolean(L, lua_gc(L, LUA_GCSTEP, (int)luaL_optinteger(L, 2, 0)));
+        lua_pushboolean(L,
+                        lua_gc(L, LUA_GCSTEP, (int)luaL_optinteger(L, 2, 0)));
     } else if (strcmp(opt, "isrunning") == 0) {
         lua_pushboolean(L, lua_gc(L, LUA_GCISRUNNING));
     } else {
-        return luaL_error(L, "collectgarbage: option '%s' is not allowed in "
-                             "scripts",
+        return luaL_error(L,
+                          "collectgarbage: option '%s' is not allowed in "
+                          "scripts",
                           opt);
     }
     return 1;
@@ -464,8 +466,8 @@ static struct script *state_new(const char *path, const char *lib_dir,
     }
     if (env)
         s->env = *env;
-    s->budget = lim && lim->instructions > 0 ? lim->instructions
-                                             : DEFAULT_BUDGET;
+    s->budget =
+        lim && lim->instructions > 0 ? lim->instructions : DEFAULT_BUDGET;
     s->mem_limit = lim && lim->memory > 0 ? lim->memory : DEFAULT_MEMORY;
     if (!s->path || !s->name || (lib_dir && (!s->lib_dir || !s->lib_label)))
         goto fail;
@@ -483,8 +485,7 @@ fail:
 
 /* ---- the msg object ---------------------------------------------------- */
 
-static const struct script_msg *live_msg(lua_State *L,
-                                         const struct msgref *r)
+static const struct script_msg *live_msg(lua_State *L, const struct msgref *r)
 {
     struct script *s = owner(L);
     if (!s->call || s->call->gen != r->gen)
@@ -531,7 +532,7 @@ static int msg_index(lua_State *L)
         const char *name;
         lua_CFunction f;
     } methods[] = {
-        {"reply", m_reply},   {"dm", m_dm},     {"to_private", m_to_private},
+        {"reply", m_reply},     {"dm", m_dm},     {"to_private", m_to_private},
         {"handoff", m_handoff}, {"hide", m_hide}, {"tag", m_tag},
     };
     for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++)
@@ -639,8 +640,8 @@ static const char *arg_text(lua_State *L, int idx, const char *fn,
     if (n == 0)
         luaL_error(L, "msg:%s: %s is empty", fn, what);
     if (n > max)
-        luaL_error(L, "msg:%s: %s is too long (%I bytes, at most %I)", fn,
-                   what, (lua_Integer)n, (lua_Integer)max);
+        luaL_error(L, "msg:%s: %s is too long (%I bytes, at most %I)", fn, what,
+                   (lua_Integer)n, (lua_Integer)max);
     if (strlen(v) != n)
         luaL_error(L, "msg:%s: %s contains a NUL byte", fn, what);
     return v;
@@ -697,8 +698,9 @@ static int m_to_private(lua_State *L)
     struct call *c = call_of(L, "to_private");
     lua_settop(L, 2);
     if (lua_type(L, 2) != LUA_TTABLE)
-        return luaL_error(L, "msg:to_private: expected a table "
-                             "{public=..., private=...}, got %s",
+        return luaL_error(L,
+                          "msg:to_private: expected a table "
+                          "{public=..., private=...}, got %s",
                           luaL_typename(L, 2));
     lua_getfield(L, 2, "public");
     lua_getfield(L, 2, "private");
@@ -723,8 +725,9 @@ static int m_handoff(lua_State *L)
     } else if (t == LUA_TSTRING) {
         note = arg_text(L, 2, "handoff", "note", false, MAX_TEXT);
     } else if (t != LUA_TNIL && t != LUA_TNONE) {
-        return luaL_error(L, "msg:handoff: expected a table {queue=..., "
-                             "note=...} or nothing, got %s",
+        return luaL_error(L,
+                          "msg:handoff: expected a table {queue=..., "
+                          "note=...} or nothing, got %s",
                           luaL_typename(L, 2));
     }
     add_action(L, c, "handoff", SCRIPT_HANDOFF, note, queue);
@@ -754,14 +757,15 @@ static void check_on_message(lua_State *L, const struct script *s)
 {
     int t = lua_getglobal(L, "on_message");
     if (t == LUA_TNIL) {
-        lua_pushfstring(L, "%s: on_message is not defined (the script must "
-                           "define function on_message(msg))",
+        lua_pushfstring(L,
+                        "%s: on_message is not defined (the script must "
+                        "define function on_message(msg))",
                         s->name);
         lua_error(L);
     }
     if (t != LUA_TFUNCTION) {
-        lua_pushfstring(L, "%s: on_message must be a function, got %s",
-                        s->name, lua_typename(L, t));
+        lua_pushfstring(L, "%s: on_message must be a function, got %s", s->name,
+                        lua_typename(L, t));
         lua_error(L);
     }
     lua_pop(L, 1);
@@ -884,8 +888,10 @@ int script_call(struct script *s, const struct script_msg *m,
     }
     script_result_clear(&c.pending);
     lua_settop(L, 0);
-    if (rc < 0)
+    if (rc < 0) {
+        set_budget(s);            /* finalisers get a fresh budget */
         lua_gc(L, LUA_GCCOLLECT); /* a failed call leaves garbage behind */
+    }
     return rc;
 }
 
@@ -1063,8 +1069,8 @@ static int t_eq(lua_State *L)
 
 static bool str_has(lua_State *L, int idx, const char *needle)
 {
-    const char *h = lua_type(L, idx) == LUA_TSTRING ? lua_tostring(L, idx)
-                                                     : NULL;
+    const char *h =
+        lua_type(L, idx) == LUA_TSTRING ? lua_tostring(L, idx) : NULL;
     return h && strstr(h, needle);
 }
 
@@ -1111,8 +1117,8 @@ static int contains_impl(lua_State *L, bool want)
         return 0;
     repr(L, 1, h, sizeof h, 0);
     repr(L, 2, n, sizeof n, 0);
-    snprintf(d, sizeof d, "%s %s %s", h,
-             want ? "does not contain" : "contains", n);
+    snprintf(d, sizeof d, "%s %s %s", h, want ? "does not contain" : "contains",
+             n);
     return fail(L, 3, d);
 }
 
@@ -1237,13 +1243,13 @@ static int t_send(lua_State *L)
     if (lua_type(L, 2) == LUA_TTABLE) {
         lua_pushnil(L);
         while (lua_next(L, 2)) {
-            const char *k = lua_type(L, -2) == LUA_TSTRING
-                                ? lua_tostring(L, -2)
-                                : "?";
+            const char *k =
+                lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "?";
             if (strcmp(k, "private") && strcmp(k, "user") &&
                 strcmp(k, "platform"))
-                return luaL_error(L, "send: unknown option '%s' (private, "
-                                     "user, platform)",
+                return luaL_error(L,
+                                  "send: unknown option '%s' (private, "
+                                  "user, platform)",
                                   k);
             lua_pop(L, 1);
         }
@@ -1282,11 +1288,15 @@ static int t_reset(lua_State *L)
 }
 
 static const luaL_Reg test_funcs[] = {
-    {"test", t_test},       {"send", t_send},
-    {"eq", t_eq},           {"contains", t_contains},
+    {"test", t_test},
+    {"send", t_send},
+    {"eq", t_eq},
+    {"contains", t_contains},
     {"not_contains", t_not_contains},
-    {"find", t_find},       {"assert", t_assert},
-    {"reset", t_reset},     {NULL, NULL},
+    {"find", t_find},
+    {"assert", t_assert},
+    {"reset", t_reset},
+    {NULL, NULL},
 };
 
 /* Protected: the sandbox plus the test functions, then the test file. */
@@ -1366,6 +1376,7 @@ int script_run_tests(const char *test_path, const char *lib_dir,
             nf++;
             if (out)
                 fprintf(out, "not ok - %s: %s: %s\n", s->name, name, why);
+            set_budget(s);
             lua_gc(L, LUA_GCCOLLECT);
         }
     }

@@ -77,6 +77,7 @@ static bool is_space(int c)
 }
 
 /* Folding of U+00C0..U+017F; NULL: a separator (× and ÷). */
+/* clang-format off */
 static const char *const latin[192] = {
     /* C0 */ "a", "a", "a", "a", "ae", "a", "ae", "c",
     "e", "e", "e", "e", "i", "i", "i", "i",
@@ -103,13 +104,13 @@ static const char *const latin[192] = {
     /* 170 */ "u", "u", "u", "u", "w", "w", "y", "y",
     "y", "z", "z", "z", "z", "z", "z", "s",
 };
+/* clang-format on */
 
 enum cls { C_SEP, C_DROP, C_TEXT, C_RAW, C_DIAERESIS };
 
 /* How code point cp enters normalised text; for C_TEXT *rep is the text
  * (rep[0..*replen)), for C_RAW the original bytes are kept. */
-static enum cls classify(long cp, const char **rep, size_t *replen,
-                         char tmp[4])
+static enum cls classify(long cp, const char **rep, size_t *replen, char tmp[4])
 {
     if (cp < 0x80) {
         if (cp >= 'A' && cp <= 'Z') {
@@ -178,6 +179,33 @@ static size_t normalize(const char *in, size_t len, char *out, size_t cap,
     if (cap == 0)
         return 0;
     for (size_t i = 0; i < len;) {
+        unsigned char b = (unsigned char)in[i];
+        if (b < 0x80) { /* the common case, without decoding */
+            char c;
+            i++;
+            if ((b >= 'a' && b <= 'z') || (b >= '0' && b <= '9'))
+                c = (char)b;
+            else if (b >= 'A' && b <= 'Z')
+                c = (char)(b + 32);
+            else if (b == '\'' || b == '`')
+                continue;
+            else if (keep_star && b == '*' && o > 0 && !space)
+                c = '*';
+            else {
+                space = true;
+                continue;
+            }
+            if (space && o > 0) {
+                if (o + 2 >= cap)
+                    break;
+                out[o++] = ' ';
+            } else if (o + 1 >= cap) {
+                break;
+            }
+            space = false;
+            out[o++] = c;
+            continue;
+        }
         long cp;
         size_t n = text_utf8_decode(in + i, len - i, &cp);
         const char *rep = NULL;
@@ -219,8 +247,7 @@ size_t text_normalize(const char *in, size_t len, char *out, size_t outcap)
     return normalize(in, len, out, outcap, false);
 }
 
-size_t text_phrase_prepare(const char *in, size_t len, char *out,
-                           size_t outcap)
+size_t text_phrase_prepare(const char *in, size_t len, char *out, size_t outcap)
 {
     return normalize(in, len, out, outcap, true);
 }
@@ -315,8 +342,8 @@ int text_iban_length(const char *cc)
 /* c[0..n) is compact upper case; true when it is a valid IBAN. */
 static bool iban_check(const char *c, size_t n)
 {
-    if (n < 15 || n > 34 || (int)n != text_iban_length(c) ||
-        !is_digit(c[2]) || !is_digit(c[3]))
+    if (n < 15 || n > 34 || (int)n != text_iban_length(c) || !is_digit(c[2]) ||
+        !is_digit(c[3]))
         return false;
     int check = (c[2] - '0') * 10 + (c[3] - '0');
     if (check < 2 || check > 98)
@@ -336,8 +363,7 @@ static bool iban_check(const char *c, size_t n)
 
 /* Reads an IBAN starting at s[i] (a word start); on success stores the
  * compact form in out (>= 35 bytes) and the end offset. */
-static bool iban_at(const char *s, size_t len, size_t i, char *out,
-                    size_t *end)
+static bool iban_at(const char *s, size_t len, size_t i, char *out, size_t *end)
 {
     if (i + 4 > len || !is_alpha((unsigned char)s[i]) ||
         !is_alpha((unsigned char)s[i + 1]) || !is_digit(s[i + 2]) ||
@@ -491,8 +517,8 @@ static bool email_at(const char *s, size_t len, size_t at, size_t *off,
         b++;
     if (b == at || at - b > 64)
         return false;
-    while (e < len && (is_alnum((unsigned char)s[e]) || s[e] == '.' ||
-                       s[e] == '-'))
+    while (e < len &&
+           (is_alnum((unsigned char)s[e]) || s[e] == '.' || s[e] == '-'))
         e++;
     while (e > at + 1 && (s[e - 1] == '.' || s[e - 1] == '-'))
         e--;
@@ -523,15 +549,16 @@ static bool email_at(const char *s, size_t len, size_t at, size_t *off,
 /* ---- order keywords (shared by phones and order numbers) -------------- */
 
 static const char *const order_words[] = {
-    "order", "orders", "ordernumber", "order-no", "order-nr", "bestellung",
-    "bestellungen", "bestellnummer", "bestellnr", "bestell-nr", "auftrag",
-    "auftragsnummer", "auftragsnr", "auftrags-nr", "rechnung",
-    "rechnungsnummer", "rechnungsnr", "rechnungs-nr", "invoice", "lieferung",
-    "sendung", "sendungsnummer", "tracking", "paket", "kundennummer",
-    "customer", NULL,
+    "order",        "orders",         "ordernumber",  "order-no",
+    "order-nr",     "bestellung",     "bestellungen", "bestellnummer",
+    "bestellnr",    "bestell-nr",     "auftrag",      "auftragsnummer",
+    "auftragsnr",   "auftrags-nr",    "rechnung",     "rechnungsnummer",
+    "rechnungsnr",  "rechnungs-nr",   "invoice",      "lieferung",
+    "sendung",      "sendungsnummer", "tracking",     "paket",
+    "kundennummer", "customer",       NULL,
 };
 
-static const char *const filler_words[] = {"nr", "no", "nummer", "number",
+static const char *const filler_words[] = {"nr", "no",  "nummer", "number",
                                            "id", "num", NULL};
 
 static bool in_list(const char *const *list, const char *w)
@@ -760,74 +787,106 @@ bool text_order_number(const char *s, size_t len, char *out, size_t outcap)
 /* ---- tone ------------------------------------------------------------ */
 
 struct tone_word {
-    const char *w; /* normalised; trailing '*' = prefix */
-    float weight;  /* < 0 anger/complaint, > 0 thanks/praise */
+    const char *w; /* normalised */
+    unsigned char len;
+    float weight; /* < 0 anger/complaint, > 0 thanks/praise */
 };
 
+#define W(s, wt)                                                               \
+    {                                                                          \
+        s, sizeof(s) - 1, wt                                                   \
+    }
+
+/* German and English, whole words.  Keep sorted (binary search). */
+/* clang-format off */
 static const struct tone_word tone_words[] = {
-    /* German */
-    {"aerger*", -0.4f}, {"wuetend", -0.5f}, {"sauer", -0.4f},
-    {"enttaeuscht*", -0.4f}, {"enttaeuschung", -0.4f}, {"frechheit", -0.6f},
-    {"unverschaemt*", -0.6f}, {"unmoeglich", -0.4f}, {"katastroph*", -0.5f},
-    {"skandal*", -0.5f}, {"betrug", -0.6f}, {"betrueger*", -0.6f},
-    {"abzocke*", -0.6f}, {"abgezockt", -0.6f}, {"verarsch*", -0.6f},
-    {"scheiss*", -0.6f}, {"mist", -0.4f}, {"kacke", -0.5f},
-    {"miserabel", -0.5f}, {"unzumutbar", -0.5f}, {"inakzeptabel", -0.5f},
-    {"laecherlich", -0.5f}, {"schlecht*", -0.3f}, {"schlimm*", -0.3f},
-    {"furchtbar", -0.4f}, {"schrecklich", -0.4f}, {"anwalt", -0.5f},
-    {"verbraucherzentrale", -0.5f}, {"beschwerde", -0.3f},
-    {"reklamation", -0.2f}, {"saftladen", -0.6f}, {"unfaehig*", -0.5f},
-    {"idiot*", -0.6f}, {"ignoriert", -0.3f}, {"endlich", -0.2f},
-    {"kotz*", -0.6f}, {"nervt", -0.4f}, {"genervt", -0.4f},
-    /* English */
-    {"angry", -0.5f}, {"furious", -0.6f}, {"annoyed", -0.4f},
-    {"upset", -0.4f}, {"disappointed", -0.4f}, {"unacceptable", -0.5f},
-    {"ridiculous", -0.5f}, {"outrageous", -0.5f}, {"terrible", -0.4f},
-    {"horrible", -0.4f}, {"awful", -0.4f}, {"worst", -0.5f},
-    {"useless", -0.5f}, {"pathetic", -0.5f}, {"disgusting", -0.5f},
-    {"incompetent", -0.5f}, {"scam*", -0.6f}, {"fraud", -0.6f},
-    {"ripoff", -0.6f}, {"lawyer", -0.5f}, {"complaint", -0.3f},
-    {"wtf", -0.6f}, {"damn", -0.4f}, {"shit*", -0.6f}, {"fuck*", -0.7f},
-    {"crap", -0.5f}, {"bullshit", -0.6f}, {"sucks", -0.5f},
-    {"hate", -0.5f}, {"bad", -0.3f}, {"joke", -0.2f},
-    /* thanks, praise */
-    {"danke*", 0.4f}, {"dank", 0.3f}, {"super", 0.3f}, {"toll", 0.3f},
-    {"prima", 0.3f}, {"klasse", 0.3f}, {"perfekt", 0.3f},
-    {"wunderbar", 0.3f}, {"hilfreich", 0.3f}, {"zufrieden", 0.3f},
-    {"freundlich", 0.2f}, {"gut", 0.2f}, {"thanks", 0.4f}, {"thank", 0.4f},
-    {"thx", 0.3f}, {"great", 0.3f}, {"awesome", 0.3f}, {"perfect", 0.3f},
-    {"excellent", 0.3f}, {"helpful", 0.3f}, {"happy", 0.3f},
-    {"wonderful", 0.3f}, {"love", 0.3f}, {"nice", 0.2f}, {"good", 0.2f},
-    {"glad", 0.3f}, {"appreciate*", 0.3f},
+    W("abgezockt", -0.6f), W("angry", -0.5f), W("annoyed", -0.4f),
+    W("anwalt", -0.5f), W("awesome", 0.3f), W("awful", -0.4f), W("bad", -0.3f),
+    W("beschwerde", -0.3f), W("betrug", -0.6f), W("bullshit", -0.6f),
+    W("complaint", -0.3f), W("crap", -0.5f), W("damn", -0.4f), W("dank", 0.3f),
+    W("disappointed", -0.4f), W("disgusting", -0.5f), W("endlich", -0.2f),
+    W("enttaeuschung", -0.4f), W("excellent", 0.3f), W("fraud", -0.6f),
+    W("frechheit", -0.6f), W("freundlich", 0.2f), W("furchtbar", -0.4f),
+    W("furious", -0.6f), W("genervt", -0.4f), W("glad", 0.3f), W("good", 0.2f),
+    W("great", 0.3f), W("gut", 0.2f), W("happy", 0.3f), W("hate", -0.5f),
+    W("helpful", 0.3f), W("hilfreich", 0.3f), W("horrible", -0.4f),
+    W("ignoriert", -0.3f), W("inakzeptabel", -0.5f), W("incompetent", -0.5f),
+    W("joke", -0.2f), W("kacke", -0.5f), W("klasse", 0.3f),
+    W("laecherlich", -0.5f), W("lawyer", -0.5f), W("love", 0.3f),
+    W("miserabel", -0.5f), W("mist", -0.4f), W("nervt", -0.4f),
+    W("nice", 0.2f), W("outrageous", -0.5f), W("pathetic", -0.5f),
+    W("perfect", 0.3f), W("perfekt", 0.3f), W("prima", 0.3f),
+    W("reklamation", -0.2f), W("ridiculous", -0.5f), W("ripoff", -0.6f),
+    W("saftladen", -0.6f), W("sauer", -0.4f), W("schrecklich", -0.4f),
+    W("sucks", -0.5f), W("super", 0.3f), W("terrible", -0.4f),
+    W("thank", 0.4f), W("thanks", 0.4f), W("thx", 0.3f), W("toll", 0.3f),
+    W("unacceptable", -0.5f), W("unmoeglich", -0.4f), W("unzumutbar", -0.5f),
+    W("upset", -0.4f), W("useless", -0.5f), W("verbraucherzentrale", -0.5f),
+    W("wonderful", 0.3f), W("worst", -0.5f), W("wtf", -0.6f),
+    W("wuetend", -0.5f), W("wunderbar", 0.3f), W("zufrieden", 0.3f),
 };
 
-static const struct tone_word tone_phrases[] = {
-    {"nie wieder", -0.5f},     {"zum kotzen", -0.6f},
-    {"schon wieder", -0.3f},   {"immer noch nicht", -0.3f},
-    {"keine antwort", -0.3f},  {"never again", -0.5f},
-    {"rip off", -0.6f},        {"fed up", -0.5f},
-    {"sick of", -0.5f},        {"still waiting", -0.3f},
-    {"still not", -0.3f},      {"no answer", -0.3f},
+/* Word stems: "scheiss" matches "scheisse", "scheissladen". */
+static const struct tone_word tone_stems[] = {
+    W("aerger", -0.4f), W("enttaeuscht", -0.4f), W("unverschaemt", -0.6f),
+    W("katastroph", -0.5f), W("skandal", -0.5f), W("betrueger", -0.6f),
+    W("abzocke", -0.6f), W("verarsch", -0.6f), W("scheiss", -0.6f),
+    W("schlecht", -0.3f), W("schlimm", -0.3f), W("unfaehig", -0.5f),
+    W("idiot", -0.6f), W("kotz", -0.6f), W("scam", -0.6f), W("shit", -0.6f),
+    W("fuck", -0.7f), W("danke", 0.4f), W("appreciate", 0.3f),
 };
+
+/* Phrases of several words. */
+static const struct tone_word tone_phrases[] = {
+    W("nie wieder", -0.5f), W("zum kotzen", -0.6f), W("schon wieder", -0.3f),
+    W("immer noch nicht", -0.3f), W("keine antwort", -0.3f),
+    W("never again", -0.5f), W("rip off", -0.6f), W("fed up", -0.5f),
+    W("sick of", -0.5f), W("still waiting", -0.3f), W("still not", -0.3f),
+    W("no answer", -0.3f),
+};
+/* clang-format on */
 
 static const char *const negators[] = {
-    "nicht", "kein", "keine", "keinen", "nie", "not", "no", "never",
-    "dont", "isnt", "wasnt", "doesnt", "arent", NULL,
+    "nicht", "kein", "keine", "keinen", "nie",    "not",   "no",
+    "never", "dont", "isnt",  "wasnt",  "doesnt", "arent", NULL,
 };
 
 static float word_weight(const char *w, size_t n)
 {
-    for (size_t k = 0; k < sizeof tone_words / sizeof tone_words[0]; k++) {
-        const char *t = tone_words[k].w;
-        size_t tl = strlen(t);
-        if (t[tl - 1] == '*') {
-            if (n >= tl - 1 && memcmp(w, t, tl - 1) == 0)
-                return tone_words[k].weight;
-        } else if (n == tl && memcmp(w, t, tl) == 0) {
-            return tone_words[k].weight;
-        }
+    size_t lo = 0, hi = sizeof tone_words / sizeof tone_words[0];
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        const struct tone_word *t = &tone_words[mid];
+        int d = memcmp(t->w, w, t->len < n ? t->len : n);
+        if (d == 0)
+            d = (int)t->len - (int)n;
+        if (d == 0)
+            return t->weight;
+        if (d < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    for (size_t k = 0; k < sizeof tone_stems / sizeof tone_stems[0]; k++) {
+        const struct tone_word *t = &tone_stems[k];
+        if (t->w[0] == w[0] && n >= t->len && memcmp(w, t->w, t->len) == 0)
+            return t->weight;
     }
     return 0;
+}
+
+/* The weight of phrases starting at norm[i] (a word start). */
+static float phrase_weight(const char *norm, size_t n, size_t i)
+{
+    float sum = 0;
+    for (size_t k = 0; k < sizeof tone_phrases / sizeof tone_phrases[0]; k++) {
+        const struct tone_word *t = &tone_phrases[k];
+        if (t->w[0] == norm[i] && i + t->len <= n &&
+            memcmp(norm + i, t->w, t->len) == 0 &&
+            (i + t->len == n || norm[i + t->len] == ' '))
+            sum += t->weight;
+    }
+    return sum;
 }
 
 static bool is_negator(const char *w, size_t n)
@@ -898,29 +957,25 @@ static double intensity(const char *s, size_t len)
 
 double text_tone(const char *s, size_t len)
 {
-    char stackbuf[2048];
-    if (len >= sizeof stackbuf)
-        len = sizeof stackbuf - 1; /* the start carries the tone */
-    size_t n = text_normalize(s, len, stackbuf, sizeof stackbuf);
+    char norm[2048];
+    if (len >= sizeof norm)
+        len = sizeof norm - 1; /* the start carries the tone */
+    size_t n = text_normalize(s, len, norm, sizeof norm);
     double score = 0;
     const char *prev = NULL;
     size_t prevlen = 0;
     for (size_t i = 0; i < n;) {
         size_t e = i;
-        while (e < n && stackbuf[e] != ' ')
+        while (e < n && norm[e] != ' ')
             e++;
-        float w = word_weight(stackbuf + i, e - i);
+        float w = word_weight(norm + i, e - i);
         if (w != 0 && prev && is_negator(prev, prevlen))
             w = w > 0 ? -w : 0; /* "nicht zufrieden"; "not bad" is neutral */
-        score += w;
-        prev = stackbuf + i;
+        score += w + phrase_weight(norm, n, i);
+        prev = norm + i;
         prevlen = e - i;
         i = e + 1;
     }
-    for (size_t k = 0; k < sizeof tone_phrases / sizeof tone_phrases[0]; k++)
-        if (text_has_phrase(stackbuf, n, tone_phrases[k].w,
-                            strlen(tone_phrases[k].w)))
-            score += tone_phrases[k].weight;
     if (score <= 0)
         score -= intensity(s, len);
     if (score < -1)
