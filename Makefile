@@ -86,15 +86,25 @@ tests-bin: all $(UNIT_BIN) $(TOOL_BIN) $(TEST_PLUGIN_SO)
 run: deps all
 	./$(BUILD)/frontdesk run -c config.example.ini
 
+# Under CI (CI=true) the suite runs twice: as built, and with AddressSanitizer
+# + UBSan; the last line sums both.
+ASAN_BUILD := build/asan
+ASAN_ENV   := ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:detect_stack_use_after_return=0 \
+              UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 FRONTDESK_KEEP_PLUGINS=1
+TEST_SUITES := $(BUILD)$(if $(filter true 1 yes,$(CI)), $(ASAN_BUILD))
+
 test: deps
 	$(Q)$(MAKE) --no-print-directory tests-bin
-	$(Q)BUILD=$(BUILD) tests/run
+	$(if $(filter true 1 yes,$(CI)),$(Q)$(MAKE) --no-print-directory asan-bin)
+	$(Q)SUITES="$(TEST_SUITES)" $(ASAN_ENV) tests/run
 
-# The suite again with AddressSanitizer + UBSan, in its own build folder.
-asan: deps
-	$(Q)$(MAKE) --no-print-directory BUILD=build/asan SANITIZE=address,undefined OPTFLAGS="-O1 -g" tests-bin
-	$(Q)BUILD=build/asan ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
-	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 tests/run
+# The whole suite with AddressSanitizer + UBSan, in its own build folder.
+asan: deps asan-bin
+	$(Q)SUITES=$(ASAN_BUILD) $(ASAN_ENV) tests/run
+
+asan-bin:
+	$(Q)$(MAKE) --no-print-directory BUILD=$(ASAN_BUILD) SANITIZE=address,undefined OPTFLAGS="-O1 -g" tests-bin
+.PHONY: asan-bin
 
 deps:
 	$(Q)tools/deps.sh
@@ -112,3 +122,34 @@ clean:
 	rm -rf $(BUILD) build
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+
+# ---- fuzzing (clang's libFuzzer) -------------------------------------------
+# make fuzz                      build every target and run each FUZZ_SECONDS
+# make fuzz FUZZ_SECONDS=600     longer
+# Seeds live in tests/fuzz/corpus/<target>/, the growing corpus in
+# build/fuzz/corpus/<target>/, crashes in build/fuzz/crashes/.  A crash, once
+# fixed, is kept in tests/fuzz/regress/<target>/ and replayed by make test.
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_DIR     := build/fuzz
+FUZZ_FLAGS   := -g -O1 -std=c11 -D_GNU_SOURCE -Icore -fsanitize=fuzzer,address,undefined \
+                -fno-sanitize-recover=undefined $(PKG_CFLAGS)
+FUZZ_CORE    := core/config.c core/log.c core/text.c core/faq.c core/script.c core/fdlib.c
+FUZZ_TARGETS := config text script $(PLUGINS:%=plugin_%)
+FUZZ_BIN     := $(FUZZ_TARGETS:%=$(FUZZ_DIR)/fuzz_%)
+
+$(FUZZ_DIR)/fuzz_plugin_%: tests/fuzz/fuzz_plugin.c $$(wildcard plugins/$$*/*.c plugins/$$*/*.h plugins/*.h) core/plugin_api.h
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -Iplugins/$* -Iplugins -o $@ tests/fuzz/fuzz_plugin.c \
+	    $(wildcard plugins/$*/*.c) $(PKG_LIBS) -lm
+
+$(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_CORE) $(wildcard core/*.h)
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $< $(FUZZ_CORE) $(PKG_LIBS) -lm
+
+fuzz-build: deps
+	$(Q)$(MAKE) --no-print-directory $(FUZZ_BIN)
+
+fuzz: fuzz-build
+	$(Q)tests/fuzz/run $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+.PHONY: fuzz-build

@@ -181,9 +181,23 @@ class Daemon:
         if self.log_file:
             self.log_file.close()
 
+    def sanitizer_report(self):
+        """The first line of an ASan/UBSan/LSan report in the log, or None."""
+        for line in self.log().splitlines():
+            if ("ERROR: AddressSanitizer" in line or "ERROR: LeakSanitizer" in line
+                    or "runtime error:" in line):
+                return line.strip()
+        return None
+
     def cleanup(self):
         if self.proc:
             self.stop()
+        report = self.sanitizer_report()
+        if report:
+            # Counted by tests/run like any failed check.
+            print("not ok - sanitizer report in the daemon log (%s): %s" % (self.log_path, report),
+                  flush=True)
+            os.environ["FD_KEEP"] = "1"
         if not os.environ.get("FD_KEEP"):
             shutil.rmtree(self.dir, ignore_errors=True)
 

@@ -1,0 +1,226 @@
+/*
+ * fuzz_plugin.c - libFuzzer target for a platform plugin's inbound parsing,
+ * linked with one plugin's sources (make fuzz builds one binary per plugin).
+ *
+ * A fake host answers every service without network: signatures and secrets
+ * always verify (so fuzzed bodies reach the parsers), HTTP calls and timers
+ * are refused (plugins must cope), deliver() reads every field it is given.
+ * The first input byte picks the path: a webhook POST, a webhook GET with the
+ * input as query, or a websocket message on a client connection.
+ */
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "plugin_api.h"
+
+extern const struct fd_plugin frontdesk_plugin;
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+struct fd_channel {
+    void *data;
+};
+struct fd_http_reply {
+    int status;
+};
+struct fd_conn {
+    void *data;
+};
+
+static struct fd_channel chan;
+static struct fd_conn conn;
+static char now_s[32];
+static volatile size_t sink;
+
+static void h_log(struct fd_channel *ch, enum fd_log_level l, const char *fmt, ...)
+{
+    (void)ch, (void)l;
+    char line[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    sink += strlen(line);
+}
+
+static const char *h_conf(struct fd_channel *ch, const char *key)
+{
+    (void)ch;
+    for (const struct fd_key *k = frontdesk_plugin.keys; k && k->name; k++) {
+        if (strcmp(k->name, key))
+            continue;
+        if (!strcmp(key, "mode") && k->choices) /* the webhook-style mode */
+            return strstr(k->choices, "webhook") ? "webhook"
+                   : strstr(k->choices, "events") ? "events" : k->def;
+        if (k->def)
+            return k->def;
+        if (k->type == FD_KEY_URL)
+            return "http://127.0.0.1:9";
+        if (k->type == FD_KEY_INT)
+            return "1";
+        return "fuzz";
+    }
+    return NULL;
+}
+
+static const char *h_core_conf(const char *key)
+{
+    return !strcmp(key, "public_url") ? "http://127.0.0.1:8080" : NULL;
+}
+
+static const char *h_name(struct fd_channel *ch) { (void)ch; return "fuzz"; }
+static void h_set_data(struct fd_channel *ch, void *d) { ch->data = d; }
+static void *h_get_data(struct fd_channel *ch) { return ch->data; }
+
+static size_t len0(const char *s) { return s ? strlen(s) : 0; }
+
+static int h_deliver(struct fd_channel *ch, const struct fd_msg *m)
+{
+    (void)ch;
+    if (!m || !m->event_id)
+        abort(); /* the contract: event_id is required */
+    sink += len0(m->event_id) + len0(m->message_id) + len0(m->text) +
+            len0(m->user_id) + len0(m->user_name) + len0(m->user_handle) +
+            len0(m->chat_id) + len0(m->thread) + len0(m->link_case);
+    return FD_OK;
+}
+
+static void h_send_done(struct fd_send *t, const struct fd_send_result *r)
+{
+    (void)t;
+    sink += len0(r->error) + len0(r->fallback);
+}
+
+static struct fd_http_call *h_http(struct fd_channel *ch,
+                                   const struct fd_http_request *req,
+                                   fd_http_done_fn done, void *ud)
+{
+    (void)ch, (void)done, (void)ud;
+    sink += len0(req->url) + req->body_len;
+    return NULL;
+}
+
+static void h_http_cancel(struct fd_http_call *c) { (void)c; }
+static struct fd_timer *h_timer_add(struct fd_channel *ch, int ms, fd_timer_fn fn, void *ud)
+{
+    (void)ch, (void)ms, (void)fn, (void)ud;
+    return NULL;
+}
+static void h_timer_cancel(struct fd_timer *t) { (void)t; }
+static struct fd_conn *h_ws_connect(struct fd_channel *ch, const char *url,
+                                    const char *const *h, const char *p)
+{
+    (void)ch, (void)url, (void)h, (void)p;
+    return NULL;
+}
+static int h_ws_send(struct fd_conn *c, const char *d, size_t n)
+{
+    (void)c, (void)d;
+    sink += n;
+    return FD_OK;
+}
+static void h_ws_close(struct fd_conn *c) { (void)c; }
+static void h_conn_set(struct fd_conn *c, void *d) { c->data = d; }
+static void *h_conn_get(struct fd_conn *c) { return c->data; }
+static void h_status(struct fd_http_reply *r, int s) { r->status = s; }
+static void h_type(struct fd_http_reply *r, const char *t) { (void)r, (void)t; }
+static int h_body(struct fd_http_reply *r, const char *d, size_t n)
+{
+    (void)r, (void)d;
+    sink += n;
+    return FD_OK;
+}
+
+static const char *h_header(const struct fd_http_in *req, const char *name)
+{
+    (void)req;
+    if (strstr(name, "imestamp")) /* Slack's 5-minute window */
+        return now_s;
+    return "sha256=00";
+}
+
+static char *h_kv_get(struct fd_channel *ch, const char *k) { (void)ch, (void)k; return NULL; }
+static int h_kv_set(struct fd_channel *ch, const char *k, const char *v)
+{
+    (void)ch, (void)k, (void)v;
+    return FD_OK;
+}
+static bool h_ct_equal(const char *a, const char *b) { (void)a, (void)b; return true; }
+static bool h_hmac(const char *k, const void *d, size_t n, const char *hex)
+{
+    (void)k, (void)d, (void)n, (void)hex;
+    return true;
+}
+static int h_random_hex(char *out, size_t n)
+{
+    memset(out, 'a', 2 * n);
+    out[2 * n] = '\0';
+    return FD_OK;
+}
+static size_t h_text_cut(const char *s, size_t len, size_t max, bool chars)
+{
+    (void)s, (void)chars;
+    return len < max ? len : max;
+}
+static int h_backoff(int a, int b, int m) { (void)a, (void)m; return b; }
+
+static const struct fd_host host = {
+    .abi = FD_PLUGIN_ABI, .size = sizeof(struct fd_host), .log = h_log,
+    .conf = h_conf, .core_conf = h_core_conf, .channel_name = h_name,
+    .set_data = h_set_data, .get_data = h_get_data, .deliver = h_deliver,
+    .send_done = h_send_done, .http = h_http, .http_cancel = h_http_cancel,
+    .timer_add = h_timer_add, .timer_cancel = h_timer_cancel,
+    .ws_connect = h_ws_connect, .ws_send = h_ws_send, .ws_close = h_ws_close,
+    .conn_set_data = h_conn_set, .conn_get_data = h_conn_get,
+    .reply_status = h_status, .reply_type = h_type, .reply_body = h_body,
+    .header = h_header, .kv_get = h_kv_get, .kv_set = h_kv_set,
+    .ct_equal = h_ct_equal, .hmac_sha256_hex_ok = h_hmac,
+    .random_hex = h_random_hex, .text_cut = h_text_cut, .backoff_ms = h_backoff,
+};
+
+static bool started;
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (!started) {
+        snprintf(now_s, sizeof now_s, "%ld", (long)time(NULL));
+        if (frontdesk_plugin.init && frontdesk_plugin.init(&host) < 0)
+            abort();
+        if (frontdesk_plugin.start(&chan) < 0)
+            abort();
+        started = true;
+    }
+    if (size < 1)
+        return 0;
+    char *buf = malloc(size);
+    if (!buf)
+        return 0;
+    memcpy(buf, data + 1, size - 1);
+    buf[size - 1] = '\0';
+    struct fd_http_reply reply = {200};
+    switch (data[0] % 3) {
+    case 0:
+    case 1: {
+        struct fd_http_in req = {
+            .method = data[0] % 3 ? "GET" : "POST", .path = "",
+            .query = data[0] % 3 ? buf : "", .body = buf,
+            .body_len = size - 1, .remote = "127.0.0.1",
+        };
+        if (frontdesk_plugin.webhook)
+            frontdesk_plugin.webhook(&chan, &req, &reply);
+        break;
+    }
+    case 2:
+        if (frontdesk_plugin.ws_event) {
+            if (!conn.data)
+                frontdesk_plugin.ws_event(&chan, &conn, FD_WS_OPEN, "", 0);
+            frontdesk_plugin.ws_event(&chan, &conn, FD_WS_MESSAGE, buf, size - 1);
+        }
+        break;
+    }
+    free(buf);
+    return 0;
+}
