@@ -153,3 +153,10 @@ fuzz-build: deps
 fuzz: fuzz-build
 	$(Q)tests/fuzz/run $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 .PHONY: fuzz-build
+
+# ---- benchmark --------------------------------------------------------------
+bench: deps all
+	$(Q)mkdir -p $(BUILD)/bench
+	$(Q)$(CC) -O2 -g -std=c11 -D_GNU_SOURCE $(WARN) -o $(BUILD)/bench/fdbench tests/bench/fdbench.c
+	$(Q)$(CC) -O2 -g -std=c11 -D_GNU_SOURCE $(WARN) $(PKG_CFLAGS) -o $(BUILD)/bench/bare tests/bench/bare.c $(PKG_LIBS)
+	$(Q)BUILD=$(BUILD) tests/bench/run.py

@@ -161,31 +161,31 @@ static int svc_random_hex(char *out, size_t n)
     return FD_OK;
 }
 
-static size_t svc_text_cut(const char *s, size_t len, size_t max,
-                           bool count_chars)
+static size_t utf8_len(unsigned char c)
 {
-    if (!s)
+    return c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc0 ? 2 : 1;
+}
+
+static size_t svc_text_cut(const char *s, size_t len, size_t max, int unit)
+{
+    if (!s || !len)
         return 0;
     size_t i = 0, n = 0, last_break = 0;
     while (i < len) {
-        size_t cl = 1;
-        unsigned char c = (unsigned char)s[i];
-        if (c >= 0xf0)
-            cl = 4;
-        else if (c >= 0xe0)
-            cl = 3;
-        else if (c >= 0xc0)
-            cl = 2;
+        size_t cl = utf8_len((unsigned char)s[i]);
         if (i + cl > len)
-            break; /* a truncated character at the end: leave it out */
-        size_t next = count_chars ? n + 1 : i + cl;
-        if (next > max)
+            cl = len - i; /* a truncated character at the end */
+        size_t units = unit == FD_TEXT_BYTES ? cl
+                       : unit == FD_TEXT_UTF16 && cl == 4 ? 2 : 1;
+        if (n + units > max)
             break;
+        n += units;
+        if (s[i] == '\n' || s[i] == ' ')
+            last_break = i + 1;
         i += cl;
-        n++;
-        if (c == '\n' || c == ' ')
-            last_break = i;
     }
+    if (i == 0) /* not even one character fits: still make progress */
+        return utf8_len((unsigned char)s[0]) < len ? utf8_len((unsigned char)s[0]) : len;
     if (i < len && last_break && last_break >= i - i / 5)
         return last_break;
     return i;

@@ -187,6 +187,10 @@ enum fd_ws_event {
     FD_WS_CLOSED,    /* gone; data is a reason. The conn is freed after. */
 };
 
+/* What text_cut counts: platforms limit bytes (Instagram), characters
+ * (code points), or UTF-16 code units (Telegram, JavaScript-based APIs). */
+enum fd_text_unit { FD_TEXT_BYTES = 0, FD_TEXT_CHARS = 1, FD_TEXT_UTF16 = 2 };
+
 /* ---- host services ----------------------------------------------------- */
 
 struct fd_host {
@@ -263,10 +267,11 @@ struct fd_host {
     int (*random_hex)(char *out, size_t n);
 
     /* The byte length of the longest prefix of s[0..len) that fits `max`
-     * (bytes, or characters when count_chars) and ends on a UTF-8 character
-     * boundary, preferring to break after a newline or space in its last
-     * fifth.  For splitting long texts at a platform's limit. */
-    size_t (*text_cut)(const char *s, size_t len, size_t max, bool count_chars);
+     * units (enum fd_text_unit) and ends on a UTF-8 character boundary,
+     * preferring to break after a newline or space in its last fifth.  For
+     * splitting long texts at a platform's limit.  Never 0 when len > 0, so
+     * a loop `s += cut` always advances. */
+    size_t (*text_cut)(const char *s, size_t len, size_t max, int unit);
     /* Exponential backoff with +-20 % jitter: base_ms * 2^(attempt-1),
      * capped at max_ms (attempt starts at 1). */
     int (*backoff_ms)(int attempt, int base_ms, int max_ms);

@@ -350,7 +350,10 @@ static int on_http(struct lws *wsi, struct pss *p, const char *uri)
     bool has_body = strcmp(p->method, "POST") == 0 ||
                     strcmp(p->method, "PUT") == 0 ||
                     strcmp(p->method, "PATCH") == 0;
-    if (has_body && (clen > 0 || lws_hdr_total_length(
+    /* lws reports the end of a declared body (even an empty one) with
+     * BODY_COMPLETION; a POST with neither length nor chunking has none. */
+    bool declared = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0;
+    if (has_body && (declared || lws_hdr_total_length(
                                      wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0)) {
         p->body_expected = true; /* dispatched at BODY_COMPLETION */
         clock_gettime(CLOCK_MONOTONIC, &p->started);
