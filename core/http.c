@@ -66,7 +66,10 @@ static struct {
     struct csock **socks;         /* indexed by fd */
     size_t nsocks;
     int in_flight;
+    void (*before)(void);
 } H;
+
+void http_set_before_request(void (*fn)(void)) { H.before = fn; }
 
 static void check_done(void);
 
@@ -384,6 +387,8 @@ struct fd_http_call *http_request(struct fd_channel *ch,
 {
     if (!H.multi || !req || !req->url || !done || (ch && ch->stopping))
         return NULL;
+    if (H.before)
+        H.before();
     struct fd_http_call *c = calloc(1, sizeof *c);
     if (!c)
         return NULL;

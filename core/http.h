@@ -22,6 +22,9 @@ void http_cancel(struct fd_http_call *call);
 /* Cancels every call of a channel (their done runs with cancelled). */
 void http_cancel_channel(struct fd_channel *ch);
 int http_in_flight(void);
+/* Runs before every request starts (the router commits its batch, so no
+ * request, such as a poll confirming updates, precedes the commit). */
+void http_set_before_request(void (*fn)(void));
 
 /* The lws protocol callback for adopted curl sockets ("fd-curl"). */
 int http_raw_callback(struct lws *wsi, int reason, void *user, void *in,

@@ -24,6 +24,7 @@
 #include "channel.h"
 #include "config.h"
 #include "host.h"
+#include "http.h"
 #include "log.h"
 #include "loop.h"
 #include "outbox.h"
@@ -63,7 +64,7 @@ static void print_errors(const struct errlist *e)
 static struct {
     const struct config *cfg;
     struct router *router;
-    struct loop_timer *drain, *prune;
+    struct loop_timer *drain, *prune, *flush;
     long long drain_deadline;
     bool draining;
     int sigfd;
@@ -114,6 +115,21 @@ static void on_signal(int fd, void *ud)
     }
 }
 
+static void flush_now(void *ud)
+{
+    (void)ud;
+    router_flush(D.router);
+}
+
+static void flush_soon(void *ud)
+{
+    (void)ud;
+    loop_timer_schedule(D.flush, 0);
+}
+
+static void flush_before_request(void) { router_flush(D.router); }
+static bool batch_open(void) { return router_batch_open(D.router); }
+
 static void prune(void *ud)
 {
     (void)ud;
@@ -161,6 +177,11 @@ static int cmd_run(int argc, char **argv)
     outbox_set_store(st);
     struct loop_watch *sw = loop_watch_fd(D.sigfd, on_signal, NULL);
     D.drain = loop_timer_new(drain_check, NULL);
+    /* Store writes of one loop turn share one transaction. */
+    D.flush = loop_timer_new(flush_now, NULL);
+    router_set_batching(D.router, flush_soon, webhook_committed);
+    webhook_set_batch_probe(batch_open);
+    http_set_before_request(flush_before_request);
     D.prune = loop_timer_new(prune, NULL);
     loop_timer_schedule(D.prune, 60 * 1000);
     scripts_watch_start(cfg);
@@ -169,11 +190,13 @@ static int cmd_run(int argc, char **argv)
     log_info("core", "frontdesk %s serving on http://%s:%d (%s)", FRONTDESK_VERSION,
              cfg->listen_host, cfg->listen_port, cfg->public_url);
     loop_run();
+    router_flush(D.router);
     log_info("core", "stopped");
     scripts_watch_stop();
     loop_unwatch(sw);
     loop_timer_free(D.drain);
     loop_timer_free(D.prune);
+    loop_timer_free(D.flush);
     host_unload();
     loop_cleanup();
     rc = 0;

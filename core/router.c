@@ -21,11 +21,20 @@
 #include "script.h"
 #include "store.h"
 
+/* An outbox entry committed with the batch, then handed to the outbox. */
+struct queued {
+    struct fd_channel *ch;
+    struct outbox_rec rec;
+};
+
 struct router {
     struct store *st;
     int idle_hours;
-    bool draining;
+    bool draining, batching, flushing;
     cJSON *capture;
+    struct queued *q; /* waiting for the batch's commit */
+    size_t nq, capq;
+    void (*committed)(bool ok); /* after each batch (webhook answers) */
 };
 
 static uint64_t failures;
@@ -40,7 +49,68 @@ struct router *router_new(struct store *st, int case_idle_hours)
     return r;
 }
 
-void router_free(struct router *r) { free(r); }
+static void drop_queued(struct router *r)
+{
+    for (size_t i = 0; i < r->nq; i++)
+        outbox_rec_clear(&r->q[i].rec);
+    r->nq = 0;
+}
+
+void router_free(struct router *r)
+{
+    if (!r)
+        return;
+    drop_queued(r);
+    free(r->q);
+    free(r);
+}
+
+void router_set_batching(struct router *r, void (*on_open)(void *ud),
+                         void (*committed)(bool ok))
+{
+    r->batching = on_open != NULL;
+    r->committed = committed;
+    store_set_batching(r->st, on_open, r);
+}
+
+bool router_batch_open(struct router *r) { return store_in_tx(r->st); }
+
+/* Hands committed entries to their channels' outboxes and kicks each. */
+static void hand_over(struct router *r)
+{
+    struct fd_channel *last = NULL;
+    for (size_t i = 0; i < r->nq; i++) {
+        struct fd_channel *ch = r->q[i].ch;
+        outbox_push(ch, &r->q[i].rec); /* takes the strings */
+        if (ch != last && last && last->plugin)
+            outbox_kick(last);
+        last = ch;
+    }
+    r->nq = 0;
+    if (last && last->plugin)
+        outbox_kick(last);
+}
+
+int router_flush(struct router *r)
+{
+    if (!r || r->flushing || !store_in_tx(r->st))
+        return 0;
+    r->flushing = true;
+    int rc = store_flush(r->st);
+    if (rc < 0) {
+        failures++;
+        log_error("store", "commit failed (%s): %zu action(s) and this turn's "
+                  "deliveries dropped; platforms retry what was not answered 200",
+                  store_errmsg(r->st), r->nq);
+        drop_queued(r);
+    } else {
+        hand_over(r);
+    }
+    if (r->committed)
+        r->committed(rc == 0);
+    r->flushing = false;
+    return rc;
+}
 struct store *router_store(struct router *r) { return r->st; }
 void router_set_draining(struct router *r, bool d) { r->draining = d; }
 void router_capture(struct router *r, cJSON *sink) { r->capture = sink; }
@@ -323,6 +393,40 @@ static int process(struct router *r, struct fd_channel *ch,
     return 0;
 }
 
+/* Entries of one message: to the outbox now when every message commits
+ * alone, else held until the batch's commit, so nothing is sent that the
+ * store might still lose. */
+static int hand_or_hold(struct router *r, struct fd_channel *ch,
+                        struct pending *p)
+{
+    if (!r->batching) {
+        for (size_t i = 0; i < p->n; i++)
+            outbox_push(ch, &p->v[i]); /* takes the strings */
+        p->n = 0;
+        if (ch->plugin)
+            outbox_kick(ch);
+        return 0;
+    }
+    if (r->nq + p->n > r->capq) {
+        size_t cap = r->capq ? r->capq * 2 : 256;
+        while (cap < r->nq + p->n)
+            cap *= 2;
+        struct queued *v = realloc(r->q, cap * sizeof *v);
+        if (!v) {
+            pending_clear(p);
+            return -1;
+        }
+        r->q = v;
+        r->capq = cap;
+    }
+    for (size_t i = 0; i < p->n; i++) {
+        r->q[r->nq].ch = ch;
+        r->q[r->nq++].rec = p->v[i]; /* strings move */
+    }
+    p->n = 0;
+    return 0;
+}
+
 int router_deliver(struct fd_channel *ch, const struct fd_msg *m)
 {
     if (!ch || !m || !m->event_id || !*m->event_id)
@@ -333,29 +437,29 @@ int router_deliver(struct fd_channel *ch, const struct fd_msg *m)
         return FD_ESTOPPED;
     }
     struct pending p = {.n = 0};
-    if (store_begin(r->st) < 0)
+    if (store_savepoint(r->st) < 0)
         goto fail;
     int fresh = store_seen_add(r->st, ch->name, m->event_id);
     if (fresh < 0)
-        goto fail;
+        goto fail_undo;
     if (fresh == 0) {
-        store_rollback(r->st);
+        store_rollback_to(r->st);
         ch->counters[CNT_DUP]++;
         log_msg(LOG_DEBUG, ch->platform, ch->name,
                 "delivery %s seen before: dropped", m->event_id);
         return FD_DUPLICATE;
     }
-    if (process(r, ch, m, &p) < 0 || store_commit(r->st) < 0)
-        goto fail;
+    if (process(r, ch, m, &p) < 0 || store_release(r->st) < 0)
+        goto fail_undo;
     ch->counters[CNT_IN]++;
-    for (size_t i = 0; i < p.n; i++)
-        outbox_push(ch, &p.v[i]); /* takes the strings */
-    p.n = 0;
-    if (ch->plugin)
-        outbox_kick(ch);
+    if (hand_or_hold(r, ch, &p) < 0)
+        log_msg(LOG_ERROR, ch->platform, ch->name,
+                "out of memory: delivery %s recorded, its actions are sent "
+                "after a restart", m->event_id);
     return FD_OK;
+fail_undo:
+    store_rollback_to(r->st);
 fail:
-    store_rollback(r->st);
     pending_clear(&p);
     failures++;
     log_msg(LOG_ERROR, ch->platform, ch->name,
@@ -374,6 +478,5 @@ int router_queue(struct fd_channel *ch, int kind, int64_t case_id,
     if (queue_rec(r, &p, ch, kind, case_id, text, chat_id, message_id, thread,
                   user_id, is_private) < 0)
         return -1;
-    outbox_push(ch, &p.v[0]); /* sent on the outbox's next kick */
-    return 0;
+    return hand_or_hold(r, ch, &p) < 0 ? -1 : 0;
 }

@@ -30,6 +30,15 @@ void router_set_draining(struct router *r, bool draining);
  * NULL turns capture off. */
 void router_capture(struct router *r, struct cJSON *sink);
 
+/* Batch the store's writes per loop turn: on_open(router) runs when a turn
+ * opens a transaction (schedule router_flush then); committed(ok) runs after
+ * each flush.  Without batching (offline runs) each message commits alone. */
+void router_set_batching(struct router *r, void (*on_open)(void *ud),
+                         void (*committed)(bool ok));
+bool router_batch_open(struct router *r);
+/* Commits the open batch, then hands its actions to the outbox. */
+int router_flush(struct router *r);
+
 /* host->deliver: FD_OK, FD_DUPLICATE or a negative code. */
 int router_deliver(struct fd_channel *ch, const struct fd_msg *m);
 /* How many deliveries failed since start (webhook.c turns a failure

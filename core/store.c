@@ -22,6 +22,7 @@ enum {
     Q_CASE_FIND, Q_CASE_GET, Q_CASE_NEW, Q_CASE_UPD, Q_CASE_LIST, Q_CASE_LIST_OPEN,
     Q_OB_ADD, Q_OB_SET, Q_OB_LIST, Q_OB_LIST_ALL, Q_OB_GET, Q_OB_WAKE,
     Q_KV_GET, Q_KV_SET, Q_KV_DEL,
+    Q_SAVEPOINT, Q_RELEASE, Q_ROLLBACK_TO,
     Q_COUNT
 };
 
@@ -69,6 +70,9 @@ static const char *const sql[Q_COUNT] = {
     [Q_KV_SET] = "INSERT INTO kv(channel, key, value) VALUES(?,?,?)"
                  " ON CONFLICT(channel, key) DO UPDATE SET value = excluded.value",
     [Q_KV_DEL] = "DELETE FROM kv WHERE channel = ? AND key = ?",
+    [Q_SAVEPOINT] = "SAVEPOINT msg",
+    [Q_RELEASE] = "RELEASE msg",
+    [Q_ROLLBACK_TO] = "ROLLBACK TO msg",
 };
 
 static const char schema_v1[] =
@@ -93,6 +97,8 @@ static const char schema_v1[] =
 struct store {
     sqlite3 *db;
     sqlite3_stmt *q[Q_COUNT];
+    void (*on_open)(void *ud); /* batching: a transaction was opened */
+    void *ud;
 };
 
 const char *case_state_name(int s)
@@ -211,6 +217,50 @@ static void bind_text(sqlite3_stmt *st, int i, const char *v)
 }
 
 int store_begin(struct store *s) { return exec_q(s, Q_BEGIN); }
+
+void store_set_batching(struct store *s, void (*on_open)(void *ud), void *ud)
+{
+    s->on_open = on_open;
+    s->ud = ud;
+}
+
+bool store_in_tx(struct store *s) { return !sqlite3_get_autocommit(s->db); }
+
+/* With batching on, every write joins the open transaction, opening one
+ * (and telling the owner, who commits it at the end of the loop turn)
+ * when there is none. */
+static int tx(struct store *s)
+{
+    if (!s->on_open || !sqlite3_get_autocommit(s->db))
+        return 0;
+    if (exec_q(s, Q_BEGIN) < 0)
+        return -1;
+    s->on_open(s->ud);
+    return 0;
+}
+
+int store_flush(struct store *s)
+{
+    if (sqlite3_get_autocommit(s->db))
+        return 0;
+    if (exec_q(s, Q_COMMIT) == 0)
+        return 0;
+    store_rollback(s);
+    return -1;
+}
+
+int store_savepoint(struct store *s)
+{
+    return tx(s) < 0 ? -1 : exec_q(s, Q_SAVEPOINT);
+}
+
+int store_release(struct store *s) { return exec_q(s, Q_RELEASE); }
+
+void store_rollback_to(struct store *s)
+{
+    exec_q(s, Q_ROLLBACK_TO);
+    exec_q(s, Q_RELEASE);
+}
 int store_commit(struct store *s) { return exec_q(s, Q_COMMIT); }
 
 void store_rollback(struct store *s)
@@ -221,6 +271,8 @@ void store_rollback(struct store *s)
 
 int store_seen_add(struct store *s, const char *channel, const char *event_id)
 {
+    if (tx(s) < 0)
+        return -1;
     sqlite3_stmt *st = s->q[Q_SEEN_ADD];
     bind_text(st, 1, channel);
     bind_text(st, 2, event_id);
@@ -232,6 +284,8 @@ int store_seen_add(struct store *s, const char *channel, const char *event_id)
 
 int store_seen_prune(struct store *s, int64_t before_ms)
 {
+    if (tx(s) < 0)
+        return -1;
     sqlite3_bind_int64(s->q[Q_SEEN_PRUNE], 1, before_ms);
     if (exec_q(s, Q_SEEN_PRUNE) < 0)
         return -1;
@@ -293,6 +347,8 @@ int store_case_get(struct store *s, int64_t id, struct case_rec *out)
 int store_case_create(struct store *s, const char *channel,
                       const char *user_id, int64_t *id)
 {
+    if (tx(s) < 0)
+        return -1;
     sqlite3_stmt *st = s->q[Q_CASE_NEW];
     int64_t now = store_now_ms();
     bind_text(st, 1, channel);
@@ -308,6 +364,8 @@ int store_case_create(struct store *s, const char *channel,
 int store_case_update(struct store *s, int64_t id, int state, const char *tag,
                       const char *queue, bool count_message)
 {
+    if (tx(s) < 0)
+        return -1;
     sqlite3_stmt *st = s->q[Q_CASE_UPD];
     if (state >= 0)
         sqlite3_bind_int(st, 1, state);
@@ -349,6 +407,8 @@ void outbox_rec_clear(struct outbox_rec *r)
 
 int store_outbox_add(struct store *s, struct outbox_rec *r)
 {
+    if (tx(s) < 0)
+        return -1;
     sqlite3_stmt *st = s->q[Q_OB_ADD];
     bind_text(st, 1, r->channel);
     sqlite3_bind_int64(st, 2, r->case_id);
@@ -372,6 +432,8 @@ int store_outbox_add(struct store *s, struct outbox_rec *r)
 int store_outbox_set(struct store *s, int64_t id, int state, int attempts,
                      int64_t next_at, const char *error)
 {
+    if (tx(s) < 0)
+        return -1;
     sqlite3_stmt *st = s->q[Q_OB_SET];
     sqlite3_bind_int(st, 1, state);
     sqlite3_bind_int(st, 2, attempts);
@@ -439,6 +501,8 @@ int store_outbox_get(struct store *s, int64_t id, struct outbox_rec *out)
 
 int store_outbox_wake_dms(struct store *s, int64_t case_id)
 {
+    if (tx(s) < 0)
+        return -1;
     sqlite3_bind_int64(s->q[Q_OB_WAKE], 1, case_id);
     if (exec_q(s, Q_OB_WAKE) < 0)
         return -1;
@@ -463,6 +527,8 @@ char *store_kv_get(struct store *s, const char *channel, const char *key)
 int store_kv_set(struct store *s, const char *channel, const char *key,
                  const char *value)
 {
+    if (tx(s) < 0)
+        return -1;
     int q = value ? Q_KV_SET : Q_KV_DEL;
     sqlite3_stmt *st = s->q[q];
     bind_text(st, 1, channel);

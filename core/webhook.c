@@ -55,13 +55,32 @@ struct pss {
     char hdrs[MAX_HEADER_CACHE]; /* values handed out by webhook_header */
     size_t hdrs_len;
     struct fd_http_reply reply;
-    bool body_expected, reply_ready, close_after;
+    bool body_expected, reply_ready, close_after, waiting;
+    struct pss *wprev, *wnext; /* answers waiting for the batch's commit */
     struct timespec started;
     struct lws *wsi;
 };
 
 static long max_body = 1 << 20;
 static bool draining;
+static struct pss *waiting;
+static bool (*batch_open)(void);
+
+void webhook_set_batch_probe(bool (*open)(void)) { batch_open = open; }
+
+static void wait_unlink(struct pss *p)
+{
+    if (!p->waiting)
+        return;
+    if (p->wprev)
+        p->wprev->wnext = p->wnext;
+    else
+        waiting = p->wnext;
+    if (p->wnext)
+        p->wnext->wprev = p->wprev;
+    p->wprev = p->wnext = NULL;
+    p->waiting = false;
+}
 
 void webhook_set_limits(long mb) { max_body = mb; }
 void webhook_set_draining(bool d) { draining = d; }
@@ -224,6 +243,33 @@ static void respond(struct pss *p)
     lws_callback_on_writable(p->wsi);
 }
 
+/* The answer goes out once this turn's batch is committed: a 200 means the
+ * platform's event is in the store. */
+static void respond_after_commit(struct pss *p)
+{
+    if (!batch_open || !batch_open()) {
+        respond(p);
+        return;
+    }
+    p->waiting = true;
+    p->wprev = NULL;
+    p->wnext = waiting;
+    if (waiting)
+        waiting->wprev = p;
+    waiting = p;
+}
+
+void webhook_committed(bool ok)
+{
+    while (waiting) {
+        struct pss *p = waiting;
+        wait_unlink(p);
+        if (!ok)
+            reply_set(p, 503, "application/json", "{\"error\":\"retry later\"}");
+        respond(p);
+    }
+}
+
 static void dispatch(struct pss *p)
 {
     struct fd_channel *ch = p->ch;
@@ -256,7 +302,7 @@ static void dispatch(struct pss *p)
     if (p->reply.status == 401 || p->reply.status == 400 ||
         p->reply.status == 403)
         ch->counters[CNT_REFUSED]++;
-    respond(p);
+    respond_after_commit(p);
 }
 
 static int write_reply(struct lws *wsi, struct pss *p)
@@ -402,6 +448,7 @@ int webhook_callback(struct lws *wsi, enum lws_callback_reasons reason,
     case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
     case LWS_CALLBACK_CLOSED_HTTP:
         if (p) {
+            wait_unlink(p);
             buf_cleanup(&p->body);
             buf_cleanup(&p->reply.body);
         }

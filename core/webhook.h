@@ -21,6 +21,10 @@ int webhook_callback(struct lws *wsi, enum lws_callback_reasons reason,
 void webhook_conn_detach(struct lws *wsi);
 /* Limits from [core]. */
 void webhook_set_limits(long max_body);
+/* Answers wait for the store's batch: open() tells whether one is open;
+ * webhook_committed(ok) releases them (503 when the commit failed). */
+void webhook_set_batch_probe(bool (*open)(void));
+void webhook_committed(bool ok);
 /* Refuse new requests with 503 (draining). */
 void webhook_set_draining(bool draining);
 
