@@ -45,7 +45,15 @@ static struct {
     struct lws_context *ctx;
     struct lws_vhost *vh;
     volatile bool stop;
+    void (*turn[4])(void);
+    int nturn;
 } L;
+
+void loop_on_turn(void (*fn)(void))
+{
+    if (L.nturn < 4)
+        L.turn[L.nturn++] = fn;
+}
 
 static int watch_callback(struct lws *wsi, enum lws_callback_reasons reason,
                           void *user, void *in, size_t len)
@@ -144,9 +152,15 @@ void loop_cleanup(void)
 void loop_run(void)
 {
     L.stop = false;
-    while (!L.stop)
+    while (!L.stop) {
         if (lws_service(L.ctx, 0) < 0)
             break;
+        /* End of a turn: one poll()'s worth of events handled.  Work
+         * deferred to here (the store's commit, outbox kicks) costs no
+         * timer and no wake-up of its own. */
+        for (int i = 0; i < L.nturn; i++)
+            L.turn[i]();
+    }
 }
 
 void loop_stop(void)

@@ -20,6 +20,8 @@ int loop_init(const struct config *cfg);
 void loop_cleanup(void);
 /* Serves until loop_stop(). */
 void loop_run(void);
+/* fn runs after every turn of the loop (after each lws_service). */
+void loop_on_turn(void (*fn)(void));
 void loop_stop(void);
 struct lws_context *loop_context(void);
 struct lws_vhost *loop_vhost(void);

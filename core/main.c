@@ -64,7 +64,7 @@ static void print_errors(const struct errlist *e)
 static struct {
     const struct config *cfg;
     struct router *router;
-    struct loop_timer *drain, *prune, *flush;
+    struct loop_timer *drain, *prune;
     long long drain_deadline;
     bool draining;
     int sigfd;
@@ -115,17 +115,10 @@ static void on_signal(int fd, void *ud)
     }
 }
 
-static void flush_now(void *ud)
-{
-    (void)ud;
-    router_flush(D.router);
-}
+static void flush_turn(void) { router_flush(D.router); }
 
-static void flush_soon(void *ud)
-{
-    (void)ud;
-    loop_timer_schedule(D.flush, 0);
-}
+/* The batch is committed at the end of the loop turn (flush_turn). */
+static void batch_opened(void *ud) { (void)ud; }
 
 static void flush_before_request(void) { router_flush(D.router); }
 static bool batch_open(void) { return router_batch_open(D.router); }
@@ -178,8 +171,9 @@ static int cmd_run(int argc, char **argv)
     struct loop_watch *sw = loop_watch_fd(D.sigfd, on_signal, NULL);
     D.drain = loop_timer_new(drain_check, NULL);
     /* Store writes of one loop turn share one transaction. */
-    D.flush = loop_timer_new(flush_now, NULL);
-    router_set_batching(D.router, flush_soon, webhook_committed);
+    router_set_batching(D.router, batch_opened, webhook_committed);
+    loop_on_turn(flush_turn);
+    loop_on_turn(outbox_turn);
     webhook_set_batch_probe(batch_open);
     http_set_before_request(flush_before_request);
     D.prune = loop_timer_new(prune, NULL);
@@ -196,7 +190,6 @@ static int cmd_run(int argc, char **argv)
     loop_unwatch(sw);
     loop_timer_free(D.drain);
     loop_timer_free(D.prune);
-    loop_timer_free(D.flush);
     host_unload();
     loop_cleanup();
     rc = 0;

@@ -53,6 +53,8 @@ struct chat_bucket {
 
 struct outq {
     struct fd_channel *ch;
+    struct outq *next_kick; /* on the list kicked at the end of the turn */
+    bool kick_queued;
     struct bucket all;
     struct chat_bucket chats[CHAT_BUCKETS];
     struct item *head, *tail;
@@ -64,6 +66,28 @@ struct outq {
 static struct store *store;
 static bool paused;
 static int total_in_flight;
+static struct outq *to_kick;
+
+/* Kicks queues at the end of the loop turn: results of sends (which may
+ * arrive inside a plugin's send()) never re-enter the kick that made them. */
+static void kick_at_turn_end(struct outq *q)
+{
+    if (q->kick_queued)
+        return;
+    q->kick_queued = true;
+    q->next_kick = to_kick;
+    to_kick = q;
+}
+
+void outbox_turn(void)
+{
+    while (to_kick) {
+        struct outq *q = to_kick;
+        to_kick = q->next_kick;
+        q->kick_queued = false;
+        outbox_kick(q->ch);
+    }
+}
 
 void outbox_set_store(struct store *st) { store = st; }
 void outbox_pause(bool p) { paused = p; }
@@ -94,6 +118,11 @@ void outbox_channel_free(struct fd_channel *ch)
     struct outq *q = ch->outq;
     if (!q)
         return;
+    for (struct outq **pp = &to_kick; *pp; pp = &(*pp)->next_kick)
+        if (*pp == q) {
+            *pp = q->next_kick;
+            break;
+        }
     while (q->head) {
         struct item *it = q->head;
         q->head = it->next;
@@ -130,6 +159,10 @@ void outbox_push(struct fd_channel *ch, struct outbox_rec *r)
 static void schedule(struct outq *q, int64_t at)
 {
     int64_t now = store_now_ms();
+    if (at <= now) {
+        kick_at_turn_end(q);
+        return;
+    }
     if (q->timer_at && q->timer_at <= at && q->timer_at >= now)
         return; /* an earlier kick is already due */
     q->timer_at = at;

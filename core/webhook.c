@@ -59,6 +59,7 @@ struct pss {
     struct pss *wprev, *wnext; /* answers waiting for the batch's commit */
     struct timespec started;
     struct lws *wsi;
+    char remote[64]; /* peer address, looked up once per connection */
 };
 
 static long max_body = 1 << 20;
@@ -278,15 +279,15 @@ static void dispatch(struct pss *p)
         respond(p);
         return;
     }
-    char remote[64] = "";
-    lws_get_peer_simple(p->wsi, remote, sizeof remote);
+    if (!p->remote[0])
+        lws_get_peer_simple(p->wsi, p->remote, sizeof p->remote);
     struct fd_http_in in = {
         .method = p->method,
         .path = p->path,
         .query = p->query,
         .body = p->body.data ? p->body.data : "",
         .body_len = p->body.len,
-        .remote = remote,
+        .remote = p->remote,
         .priv = p,
     };
     p->reply.status = 200;
@@ -338,7 +339,12 @@ static int write_reply(struct lws *wsi, struct pss *p)
 
 static void begin_request(struct lws *wsi, struct pss *p)
 {
+    /* A keep-alive connection keeps its peer: no getpeername per request. */
+    char remote[sizeof p->remote] = "";
+    if (p->wsi == wsi)
+        memcpy(remote, p->remote, sizeof remote);
     memset(p, 0, sizeof *p);
+    memcpy(p->remote, remote, sizeof remote);
     p->wsi = wsi;
     buf_init(&p->body, (size_t)max_body);
     buf_init(&p->reply.body, MAX_REPLY);
