@@ -5,6 +5,7 @@
  *                    "private": false, "link_case": "..."}  → host->deliver
  * GET  /hooks/<ch>/sent   every action sent so far, as a JSON array
  * Key `fail_sends` (n): the first n sends answer RETRY (retry_after 100 ms).
+ * Key `refuse_sends` (n): the first n sends answer FAILED (dead letters).
  * Key `api_url`: when set, each action is also POSTed there as JSON (exercises
  * the core's outbound HTTP); 2xx → OK, 429/5xx/no answer → RETRY (honouring
  * Retry-After), other → FAILED.
@@ -20,11 +21,12 @@ static const struct fd_host *host;
 
 struct state {
     cJSON *sent;
-    long fail_left;
+    long fail_left, refuse_left;
 };
 
 static const struct fd_key keys[] = {
     {"fail_sends", FD_KEY_INT, 0, "0", NULL, "sends that fail first"},
+    {"refuse_sends", FD_KEY_INT, 0, "0", NULL, "sends refused for good first"},
     {"api_url", FD_KEY_URL, 0, NULL, NULL, "POST actions here"},
     {NULL, 0, 0, NULL, NULL, NULL},
 };
@@ -42,6 +44,7 @@ static int start(struct fd_channel *ch)
         return -1;
     s->sent = cJSON_CreateArray();
     s->fail_left = strtol(host->conf(ch, "fail_sends"), NULL, 10);
+    s->refuse_left = strtol(host->conf(ch, "refuse_sends"), NULL, 10);
     host->set_data(ch, s);
     return 0;
 }
@@ -118,6 +121,12 @@ static int send_(struct fd_channel *ch, const struct fd_action *a,
 {
     struct state *s = host->get_data(ch);
     const char *api = host->conf(ch, "api_url");
+    if (s->refuse_left > 0) {
+        s->refuse_left--;
+        struct fd_send_result r = {.status = FD_SEND_FAILED, .error = "test refusal"};
+        host->send_done(token, &r);
+        return 0;
+    }
     if (s->fail_left > 0) {
         s->fail_left--;
         struct fd_send_result r = {.status = FD_SEND_RETRY,
@@ -133,6 +142,8 @@ static int send_(struct fd_channel *ch, const struct fd_action *a,
     cJSON_AddNumberToObject(o, "case", (double)a->case_id);
     cJSON_AddNumberToObject(o, "outbox", (double)a->id);
     cJSON_AddNumberToObject(o, "attempt", a->attempt);
+    if (a->chat_id)
+        cJSON_AddStringToObject(o, "chat", a->chat_id);
     if (a->message_id)
         cJSON_AddStringToObject(o, "message_id", a->message_id);
     if (api) {
