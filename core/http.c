@@ -67,6 +67,8 @@ static struct {
     size_t nsocks;
     int in_flight;
     void (*before)(void);
+    CURL *pool[64]; /* reset easy handles: curl_easy_init costs allocations */
+    int npool;
 } H;
 
 void http_set_before_request(void (*fn)(void)) { H.before = fn; }
@@ -292,8 +294,12 @@ static void call_free(struct fd_http_call *c)
     curl_slist_free_all(c->headers);
     free(c->body);
     buf_cleanup(&c->resp);
-    if (c->easy)
+    if (c->easy && H.npool < (int)(sizeof H.pool / sizeof H.pool[0])) {
+        curl_easy_reset(c->easy);
+        H.pool[H.npool++] = c->easy;
+    } else if (c->easy) {
         curl_easy_cleanup(c->easy);
+    }
     free(c);
 }
 
@@ -314,6 +320,8 @@ void http_cleanup(void)
         return;
     lws_sul_cancel(&H.timer);
     lws_sul_cancel(&H.rearm);
+    while (H.npool)
+        curl_easy_cleanup(H.pool[--H.npool]);
     curl_multi_cleanup(H.multi);
     H.multi = NULL;
     for (size_t i = 0; i < H.nsocks; i++)
@@ -396,7 +404,7 @@ struct fd_http_call *http_request(struct fd_channel *ch,
     c->ch = ch;
     c->done = done;
     c->ud = ud;
-    c->easy = curl_easy_init();
+    c->easy = H.npool ? H.pool[--H.npool] : curl_easy_init();
     if (!c->easy)
         goto fail;
     CURL *e = c->easy;
