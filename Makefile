@@ -49,7 +49,7 @@ all: $(BUILD)/frontdesk $(PLUGIN_SO)
 $(BUILD)/frontdesk: $(MAIN_OBJ) $(CORE_OBJ)
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(LDFLAGS) -rdynamic -o $@ $^ $(PKG_LIBS) -lanl -ldl -lm
+	$(Q)$(CC) $(LDFLAGS) -rdynamic -o $@ $^ $(PKG_LIBS) -lanl -ldl -lm -pthread
 
 $(BUILD)/core/%.o: core/%.c
 	@mkdir -p $(@D)
@@ -73,7 +73,7 @@ $(BUILD)/tests/plugins/%.so: $$(wildcard tests/plugins/$$*/*.c) core/plugin_api.
 $(BUILD)/tests/%: tests/unit/%.c $(CORE_OBJ)
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  TEST    $@")
-	$(Q)$(CC) $(CFLAGS) $(PKG_CFLAGS) -Itests/unit -o $@ $< $(CORE_OBJ) $(LDFLAGS) $(PKG_LIBS) -lanl -ldl -lm
+	$(Q)$(CC) $(CFLAGS) $(PKG_CFLAGS) -Itests/unit -o $@ $< $(CORE_OBJ) $(LDFLAGS) $(PKG_LIBS) -lanl -ldl -lm -pthread
 
 $(BUILD)/tools/%: tests/tools/%.c
 	@mkdir -p $(@D)

@@ -5,9 +5,16 @@
  * kill -9 of the daemon (the WAL is in the OS page cache); only a power loss
  * can lose the last commits.  Schema versions go through PRAGMA user_version.
  * Every statement is prepared once and kept.
+ *
+ * Checkpoints (copying the WAL back into the database, with an fsync) run
+ * on a thread of their own with its own connection, so the loop thread
+ * never stalls on them; SQLite lets a passive checkpoint run beside the
+ * writer.  That thread touches nothing but its connection.
  */
 #include "store.h"
 
+#include <pthread.h>
+#include <signal.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -96,6 +103,11 @@ static const char schema_v1[] =
 
 struct store {
     sqlite3 *db;
+    pthread_t ckpt;
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    bool ckpt_running, ckpt_stop;
+    char *path;
     sqlite3_stmt *q[Q_COUNT];
     void (*on_open)(void *ud); /* batching: a transaction was opened */
     void *ud;
@@ -128,6 +140,73 @@ static int fail(struct store *s, const char *what)
 {
     log_error("store", "%s: %s", what, sqlite3_errmsg(s->db));
     return -1;
+}
+
+#define CHECKPOINT_MS 500
+
+static void *checkpointer(void *arg)
+{
+    struct store *s = arg;
+    sqlite3 *db = NULL;
+    if (sqlite3_open_v2(s->path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
+                        NULL) != SQLITE_OK) {
+        sqlite3_close(db);
+        return NULL;
+    }
+    sqlite3_busy_timeout(db, 100);
+    pthread_mutex_lock(&s->lock);
+    while (!s->ckpt_stop) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += CHECKPOINT_MS * 1000000L;
+        ts.tv_sec += ts.tv_nsec / 1000000000L;
+        ts.tv_nsec %= 1000000000L;
+        pthread_cond_timedwait(&s->wake, &s->lock, &ts);
+        if (s->ckpt_stop)
+            break;
+        pthread_mutex_unlock(&s->lock);
+        sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+        pthread_mutex_lock(&s->lock);
+    }
+    pthread_mutex_unlock(&s->lock);
+    sqlite3_close(db);
+    return NULL;
+}
+
+static void checkpointer_start(struct store *s, const char *path)
+{
+    if (strcmp(path, ":memory:") == 0 || !(s->path = strdup(path)))
+        return;
+    pthread_mutex_init(&s->lock, NULL);
+    pthread_cond_init(&s->wake, NULL);
+    /* The thread takes no signals: they belong to the loop's signalfd. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    bool ok = sqlite3_exec(s->db, "PRAGMA wal_autocheckpoint = 0", NULL, NULL,
+                           NULL) == SQLITE_OK &&
+              pthread_create(&s->ckpt, NULL, checkpointer, s) == 0;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (ok) {
+        s->ckpt_running = true;
+        return;
+    }
+    /* No thread: SQLite checkpoints on the loop thread as usual. */
+    sqlite3_exec(s->db, "PRAGMA wal_autocheckpoint = 1000", NULL, NULL, NULL);
+}
+
+static void checkpointer_stop(struct store *s)
+{
+    if (!s->ckpt_running)
+        return;
+    pthread_mutex_lock(&s->lock);
+    s->ckpt_stop = true;
+    pthread_cond_signal(&s->wake);
+    pthread_mutex_unlock(&s->lock);
+    pthread_join(s->ckpt, NULL);
+    s->ckpt_running = false;
+    /* Leave a short WAL behind for the next start. */
+    sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
 }
 
 int store_open(const char *path, struct store **out)
@@ -180,6 +259,7 @@ int store_open(const char *path, struct store **out)
             goto fail;
         }
     }
+    checkpointer_start(s, path);
     *out = s;
     return 0;
 fail:
@@ -191,6 +271,12 @@ void store_close(struct store *s)
 {
     if (!s)
         return;
+    checkpointer_stop(s);
+    if (s->path) {
+        pthread_mutex_destroy(&s->lock);
+        pthread_cond_destroy(&s->wake);
+    }
+    free(s->path);
     for (int i = 0; i < Q_COUNT; i++)
         sqlite3_finalize(s->q[i]);
     sqlite3_close(s->db);
