@@ -128,7 +128,8 @@ clean:
 # make fuzz FUZZ_SECONDS=600     longer
 # Seeds live in tests/fuzz/corpus/<target>/, the growing corpus in
 # build/fuzz/corpus/<target>/, crashes in build/fuzz/crashes/.  A crash, once
-# fixed, is kept in tests/fuzz/regress/<target>/ and replayed by make test.
+# fixed, is kept in tests/fuzz/regress/<target>/, which every run replays
+# first.
 FUZZ_CC      ?= clang
 FUZZ_SECONDS ?= 60
 FUZZ_DIR     := build/fuzz
