@@ -100,20 +100,39 @@ static void svc_set_data(struct fd_channel *ch, void *d)
 
 static void *svc_get_data(struct fd_channel *ch) { return ch ? ch->data : NULL; }
 
+/* Plugins keep their state under "plugin:<channel>", apart from the
+ * script's fd.store (under the channel's own name), so neither can
+ * overwrite the other's keys. */
+static void plugin_ns(const struct fd_channel *ch, char *out, size_t n)
+{
+    snprintf(out, n, "plugin:%s", ch->name);
+}
+
 static char *svc_kv_get(struct fd_channel *ch, const char *key)
 {
-    return ch && key ? store_kv_get(router_store(ch->router), ch->name, key)
-                     : NULL;
+    char ns[96];
+    if (!ch || !key)
+        return NULL;
+    plugin_ns(ch, ns, sizeof ns);
+    return store_kv_get(router_store(ch->router), ns, key);
 }
 
 static int svc_kv_set(struct fd_channel *ch, const char *key,
                       const char *value)
 {
+    char ns[96];
     if (!ch || !key)
         return FD_EINVAL;
-    return store_kv_set(router_store(ch->router), ch->name, key, value) < 0
+    plugin_ns(ch, ns, sizeof ns);
+    return store_kv_set(router_store(ch->router), ns, key, value) < 0
                ? FD_ESTORE
                : FD_OK;
+}
+
+static void svc_set_caps(struct fd_channel *ch, unsigned caps)
+{
+    if (ch)
+        ch->caps = caps;
 }
 
 static bool svc_ct_equal(const char *a, const char *b)
@@ -240,6 +259,7 @@ static const struct fd_host services = {
     .random_hex = svc_random_hex,
     .text_cut = svc_text_cut,
     .backoff_ms = svc_backoff_ms,
+    .set_caps = svc_set_caps,
 };
 
 const struct fd_host *host_services(void) { return &services; }

@@ -253,8 +253,9 @@ struct fd_host {
     /* A request header by name (case-insensitive), or NULL. Borrowed. */
     const char *(*header)(const struct fd_http_in *req, const char *name);
 
-    /* Per-channel persistent key/value store. get returns a malloc'd copy
-     * the caller frees, or NULL; set with value NULL deletes. */
+    /* Per-channel persistent key/value store of the plugin (apart from the
+     * script's fd.store). get returns a malloc'd copy the caller frees, or
+     * NULL; set with value NULL deletes. */
     char *(*kv_get)(struct fd_channel *ch, const char *key);
     int (*kv_set)(struct fd_channel *ch, const char *key, const char *value);
 
@@ -275,6 +276,10 @@ struct fd_host {
     /* Exponential backoff with +-20 % jitter: base_ms * 2^(attempt-1),
      * capped at max_ms (attempt starts at 1). */
     int (*backoff_ms)(int attempt, int base_ms, int max_ms);
+    /* Narrow (or widen) one channel's capabilities from the plugin's
+     * default, e.g. when a key turns hiding off.  Call it from check():
+     * scripts see the channel's capabilities as they are at load. */
+    void (*set_caps)(struct fd_channel *ch, unsigned caps);
 };
 
 /* ---- the plugin ---------------------------------------------------------- */

@@ -220,11 +220,13 @@ static struct fd_channel *route(const char *uri, char *rest, size_t n)
         memcpy(cname, name, nl);
         cname[nl] = '\0';
         snprintf(rest, n, "%s", slash ? slash : "");
-        return host_channel(cname);
+        struct fd_channel *ch = host_channel(cname);
+        return ch && ch->started ? ch : NULL; /* a failed start serves nothing */
     }
     if (strcmp(uri, "/") == 0) {
         snprintf(rest, n, "%s", "");
-        return host_web_channel();
+        struct fd_channel *ch = host_web_channel();
+        return ch && ch->started ? ch : NULL;
     }
     return NULL;
 }
