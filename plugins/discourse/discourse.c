@@ -368,9 +368,18 @@ static int validate(struct fd_channel *ch, char *err, size_t len, bool strict)
     return 0;
 }
 
+#define DC_CAPS (FD_CAP_THREADS | FD_CAP_DM | FD_CAP_HIDE)
+
 static int dc_check(struct fd_channel *ch, char *err, size_t len)
 {
-    return validate(ch, err, len, true) < 0 ? FD_EINVAL : FD_OK;
+    if (validate(ch, err, len, true) < 0)
+        return FD_EINVAL;
+    /* hide = off: say so to the core, which then tells scripts
+     * (fd.can("hide") is false) and never queues a hide. */
+    const char *hide = H->conf(ch, "hide");
+    if (hide && strcmp(hide, "off") == 0 && H->set_caps)
+        H->set_caps(ch, DC_CAPS & ~(unsigned)FD_CAP_HIDE);
+    return FD_OK;
 }
 
 static char *join2(const char *a, const char *b)
@@ -534,7 +543,7 @@ FD_EXPORT const struct fd_plugin frontdesk_plugin = {
     .version = "1.0",
     /* HIDE: declared because the ABI has per-plugin caps only; with
      * hide = off a hide is logged and reported as failed (see send.c). */
-    .caps = FD_CAP_THREADS | FD_CAP_DM | FD_CAP_HIDE,
+    .caps = DC_CAPS,
     .keys = dc_keys,
     .init = dc_init,
     .check = dc_check,
