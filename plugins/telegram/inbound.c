@@ -240,7 +240,9 @@ static int handle_update(struct tg *t, const cJSON *u, int64_t uid)
                          : NULL,
     };
     int rc = H->deliver(t->ch, &msg);
-    H->log(t->ch, rc < 0 ? FD_LOG_WARN : FD_LOG_INFO,
+    /* Per message: debug (a busy bot would log thousands of lines a
+     * second); failures stay visible. */
+    H->log(t->ch, rc < 0 ? FD_LOG_WARN : FD_LOG_DEBUG,
            "update %" PRId64 ": %s%s message %s in %s chat %s from user %s%s%s",
            uid, edited ? "edited " : "", is_private ? "private" : "group", mid,
            type, cid, uidbuf, msg.link_case ? " (start link)" : "",

@@ -187,7 +187,7 @@ void tg_send_done(struct tg *t, struct call *c,
             c->s = NULL; /* moves to the next call */
             send_part(t, s);
         } else {
-            H->log(t->ch, FD_LOG_INFO, "%s %s sent (action %" PRId64 "%s)",
+            H->log(t->ch, FD_LOG_DEBUG, "%s %s sent (action %" PRId64 "%s)",
                    what, s->chat_id, s->action_id,
                    accepted ? "" : ", was already gone");
             send_finish(t, s, FD_SEND_OK, 0, NULL, NULL);
