@@ -34,6 +34,7 @@
 #include "buf.h"
 #include "channel.h"
 #include "log.h"
+#include "loop.h"
 #include "version.h"
 
 #define MAX_RESPONSE (16u << 20)
@@ -212,16 +213,35 @@ static void on_timer(lws_sorted_usec_list_t *sul)
 {
     (void)sul;
     action(CURL_SOCKET_TIMEOUT, 0);
+    loop_turn_end();
+}
+
+/* curl asks for "now" after every new request: do it at the end of this
+ * loop turn rather than through an lws timer, which may fire late. */
+static bool timeout_now;
+
+void http_turn(void)
+{
+    if (timeout_now) {
+        timeout_now = false;
+        action(CURL_SOCKET_TIMEOUT, 0);
+    }
 }
 
 static int on_curl_timer(CURLM *m, long ms, void *userp)
 {
     (void)m, (void)userp;
-    if (ms < 0)
+    if (ms < 0) {
         lws_sul_cancel(&H.timer);
-    else
+        timeout_now = false;
+    } else if (ms == 0) {
+        lws_sul_cancel(&H.timer);
+        timeout_now = true;
+    } else {
+        timeout_now = false;
         lws_sul_schedule(H.ctx, 0, &H.timer, on_timer,
                          (lws_usec_t)ms * LWS_US_PER_MS);
+    }
     return 0;
 }
 

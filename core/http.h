@@ -22,6 +22,8 @@ void http_cancel(struct fd_http_call *call);
 /* Cancels every call of a channel (their done runs with cancelled). */
 void http_cancel_channel(struct fd_channel *ch);
 int http_in_flight(void);
+/* End-of-turn work: curl's "time out now" requests. */
+void http_turn(void);
 /* Runs before every request starts (the router commits its batch, so no
  * request, such as a poll confirming updates, precedes the commit). */
 void http_set_before_request(void (*fn)(void));

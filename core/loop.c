@@ -55,6 +55,16 @@ void loop_on_turn(void (*fn)(void))
         L.turn[L.nturn++] = fn;
 }
 
+/* The end-of-turn work, also after timer callbacks: lws runs due timers and
+ * then goes on polling inside the same lws_service(), so work a timer
+ * caused (a store write, an outbox kick) would otherwise wait for the next
+ * network event. */
+void loop_turn_end(void)
+{
+    for (int i = 0; i < L.nturn; i++)
+        L.turn[i]();
+}
+
 static int watch_callback(struct lws *wsi, enum lws_callback_reasons reason,
                           void *user, void *in, size_t len)
 {
@@ -158,8 +168,7 @@ void loop_run(void)
         /* End of a turn: one poll()'s worth of events handled.  Work
          * deferred to here (the store's commit, outbox kicks) costs no
          * timer and no wake-up of its own. */
-        for (int i = 0; i < L.nturn; i++)
-            L.turn[i]();
+        loop_turn_end();
     }
 }
 
@@ -229,6 +238,7 @@ static void timer_fire(lws_sorted_usec_list_t *sul)
     timer_unlink(t);
     free(t);
     fn(ud);
+    loop_turn_end();
 }
 
 struct fd_timer *loop_timer_add(struct fd_channel *ch, int ms, fd_timer_fn fn,
@@ -272,6 +282,7 @@ static void core_timer_fire(lws_sorted_usec_list_t *sul)
 {
     struct loop_timer *t = (struct loop_timer *)sul;
     t->fn(t->ud);
+    loop_turn_end();
 }
 
 struct loop_timer *loop_timer_new(void (*fn)(void *ud), void *ud)

@@ -22,6 +22,8 @@ void loop_cleanup(void);
 void loop_run(void);
 /* fn runs after every turn of the loop (after each lws_service). */
 void loop_on_turn(void (*fn)(void));
+/* Runs the end-of-turn work now (after timer callbacks). */
+void loop_turn_end(void);
 void loop_stop(void);
 struct lws_context *loop_context(void);
 struct lws_vhost *loop_vhost(void);

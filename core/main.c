@@ -115,12 +115,19 @@ static void on_signal(int fd, void *ud)
     }
 }
 
+/* Store batching: a batch opens with the first write of a loop turn and is
+ * committed at its end (or before a plugin's own request). */
+static void batch_opened(void *ud) { (void)ud; }
 static void flush_turn(void) { router_flush(D.router); }
 
-/* The batch is committed at the end of the loop turn (flush_turn). */
-static void batch_opened(void *ud) { (void)ud; }
-
-static void flush_before_request(void) { router_flush(D.router); }
+/* A plugin's own request (a poll confirming updates) never goes out before
+ * the deliveries it confirms are committed; outbox sends carry entries
+ * committed already and need not wait. */
+static void flush_before_request(void)
+{
+    if (!outbox_sending())
+        router_flush(D.router);
+}
 static bool batch_open(void) { return router_batch_open(D.router); }
 
 static void prune(void *ud)
@@ -174,6 +181,7 @@ static int cmd_run(int argc, char **argv)
     router_set_batching(D.router, batch_opened, webhook_committed);
     loop_on_turn(flush_turn);
     loop_on_turn(outbox_turn);
+    loop_on_turn(http_turn);
     webhook_set_batch_probe(batch_open);
     http_set_before_request(flush_before_request);
     D.prune = loop_timer_new(prune, NULL);

@@ -67,6 +67,9 @@ static struct store *store;
 static bool paused;
 static int total_in_flight;
 static struct outq *to_kick;
+static int sending; /* inside a plugin's send() */
+
+bool outbox_sending(void) { return sending > 0; }
 
 /* Kicks queues at the end of the loop turn: results of sends (which may
  * arrive inside a plugin's send()) never re-enter the kick that made them. */
@@ -271,7 +274,10 @@ static void send_one(struct outq *q, struct item *it)
     it->in_flight = true;
     q->in_flight++;
     total_in_flight++;
-    if (ch->def->send(ch, &a, &it->token) < 0 && it->in_flight) {
+    sending++;
+    int rc = ch->def->send(ch, &a, &it->token);
+    sending--;
+    if (rc < 0 && it->in_flight) {
         struct fd_send_result res = {.status = FD_SEND_RETRY,
                                      .error = "plugin could not start the send"};
         outbox_send_done(&it->token, &res);

@@ -33,6 +33,9 @@ void outbox_pause(bool paused);
 int outbox_in_flight(void);
 int outbox_pending(struct fd_channel *ch);
 
+/* True while a plugin's send() runs (its requests need no commit first). */
+bool outbox_sending(void);
+
 /* host->send_done */
 void outbox_send_done(struct fd_send *token, const struct fd_send_result *r);
 

@@ -48,6 +48,8 @@ static struct {
     bool bare;
     uint64_t start_id, next_id, sent, ok, bad, answers, dup_answers, errors;
     uint64_t *t_sent, *t_answer; /* ns, by id - start_id */
+    uint64_t *rtt;               /* webhook round trips, ns */
+    uint64_t nrtt;
     uint64_t cap;
     int ep;
 } B = {.host = "127.0.0.1", .path = "/", .conns = 50, .users = 1000,
@@ -216,6 +218,8 @@ static void on_readable(struct conn *c)
             mock_answer(c, c->in, n);
         } else {
             int status = (int)strtol(c->in + 9, NULL, 10);
+            if (B.nrtt < B.cap)
+                B.rtt[B.nrtt++] = now_ns() - B.t_sent[c->id - B.start_id];
             if (status == 200)
                 B.ok++;
             else
@@ -250,6 +254,7 @@ int main(int argc, char **argv)
     B.cap = 8u << 20;
     B.t_sent = calloc(B.cap, sizeof *B.t_sent);
     B.t_answer = calloc(B.cap, sizeof *B.t_answer);
+    B.rtt = calloc(B.cap, sizeof *B.rtt);
     B.next_id = B.start_id;
     B.ep = epoll_create1(0);
     if (!B.t_sent || !B.t_answer || B.ep < 0)
@@ -355,16 +360,18 @@ int main(int argc, char **argv)
             lost++;
     }
     qsort(lat, nlat, sizeof *lat, cmp_u64);
+    qsort(B.rtt, B.nrtt, sizeof *B.rtt, cmp_u64);
     double secs = B.seconds;
     printf("sent=%llu ok=%llu non200=%llu errors=%llu resp_per_s=%.0f answers=%llu "
            "answers_per_s=%.0f dup_answers=%llu lost=%llu p50_ms=%.3f p99_ms=%.3f "
-           "max_ms=%.3f\n",
+           "max_ms=%.3f rtt_p50_ms=%.3f rtt_p99_ms=%.3f\n",
            (unsigned long long)B.sent, (unsigned long long)B.ok,
            (unsigned long long)B.bad, (unsigned long long)B.errors, B.ok / secs,
            (unsigned long long)B.answers, in_window / secs,
            (unsigned long long)B.dup_answers, (unsigned long long)lost,
            nlat ? lat[nlat / 2] / 1e6 : 0, nlat ? lat[nlat * 99 / 100] / 1e6 : 0,
-           nlat ? lat[nlat - 1] / 1e6 : 0);
+           nlat ? lat[nlat - 1] / 1e6 : 0, B.nrtt ? B.rtt[B.nrtt / 2] / 1e6 : 0,
+           B.nrtt ? B.rtt[B.nrtt * 99 / 100] / 1e6 : 0);
     free(lat);
     return 0;
 }
