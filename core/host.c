@@ -221,6 +221,12 @@ static int svc_backoff_ms(int attempt, int base_ms, int max_ms)
     return (int)(v + jitter);
 }
 
+static const char *svc_response_header(const struct fd_http_response *r,
+                                       const char *name)
+{
+    return http_response_header(r, name);
+}
+
 static struct fd_http_call *svc_http(struct fd_channel *ch,
                                      const struct fd_http_request *req,
                                      fd_http_done_fn done, void *ud)
@@ -260,6 +266,7 @@ static const struct fd_host services = {
     .text_cut = svc_text_cut,
     .backoff_ms = svc_backoff_ms,
     .set_caps = svc_set_caps,
+    .response_header = svc_response_header,
 };
 
 const struct fd_host *host_services(void) { return &services; }
@@ -472,9 +479,10 @@ static void channel_stop(struct fd_channel *ch)
     if (ch->started) {
         /* Cancel first: done callbacks may still use the plugin's state. */
         ch->stopping = true;
+        /* Sockets first: their CLOSED events may still touch timers. */
         http_cancel_channel(ch);
-        loop_timer_cancel_channel(ch);
         ws_close_channel(ch);
+        loop_timer_cancel_channel(ch);
         ch->def->stop(ch);
         ch->started = false;
     }

@@ -388,6 +388,7 @@ static void finish(struct fd_http_call *c, CURLcode res, bool cancelled)
     r.status = (int)status;
     r.body = c->resp.data ? c->resp.data : "";
     r.body_len = c->resp.len;
+    r.priv = cancelled ? NULL : c->easy;
     curl_multi_remove_handle(H.multi, c->easy);
     unlink_call(c);
     H.in_flight--;
@@ -485,6 +486,16 @@ struct fd_http_call *http_request(struct fd_channel *ch,
 fail:
     call_free(c);
     return NULL;
+}
+
+const char *http_response_header(const struct fd_http_response *r,
+                                 const char *name)
+{
+    struct curl_header *h;
+    if (!r || !r->priv || !name ||
+        curl_easy_header(r->priv, name, 0, CURLH_HEADER, -1, &h) != CURLHE_OK)
+        return NULL;
+    return h->value;
 }
 
 void http_cancel(struct fd_http_call *c)

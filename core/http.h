@@ -19,6 +19,8 @@ struct fd_http_call *http_request(struct fd_channel *ch,
                                   const struct fd_http_request *req,
                                   fd_http_done_fn done, void *ud);
 void http_cancel(struct fd_http_call *call);
+const char *http_response_header(const struct fd_http_response *r,
+                                 const char *name);
 /* Cancels every call of a channel (their done runs with cancelled). */
 void http_cancel_channel(struct fd_channel *ch);
 int http_in_flight(void);

@@ -176,6 +176,7 @@ struct fd_http_response {
     const char *error;   /* status 0: why (timeout, refused, cancelled) */
     int retry_after_s;   /* Retry-After header in seconds, or -1 */
     bool cancelled;      /* the channel stopped; free your context only */
+    void *priv;          /* host's (host->response_header) */
 };
 
 typedef void (*fd_http_done_fn)(void *ud, const struct fd_http_response *r);
@@ -280,6 +281,10 @@ struct fd_host {
      * default, e.g. when a key turns hiding off.  Call it from check():
      * scripts see the channel's capabilities as they are at load. */
     void (*set_caps)(struct fd_channel *ch, unsigned caps);
+    /* A header of an HTTP response, inside the done callback only
+     * (e.g. X-RateLimit-Remaining), or NULL.  Borrowed. */
+    const char *(*response_header)(const struct fd_http_response *r,
+                                   const char *name);
 };
 
 /* ---- the plugin ---------------------------------------------------------- */
@@ -318,8 +323,8 @@ struct fd_plugin {
                 struct fd_send *token);
 
     /* Websocket events for connections of this channel (optional): client
-     * connections from ws_connect, and browsers that upgraded at
-     * /hooks/<channel> (or "/" for the FD_CAP_WEBPAGE channel). */
+     * connections from ws_connect, and, for FD_CAP_WEBPAGE plugins only,
+     * browsers that upgraded at /hooks/<channel> (or "/"). */
     void (*ws_event)(struct fd_channel *ch, struct fd_conn *c,
                      enum fd_ws_event ev, const char *data, size_t len);
 

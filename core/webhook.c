@@ -468,8 +468,9 @@ int webhook_callback(struct lws *wsi, enum lws_callback_reasons reason,
         if (lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI) <= 0)
             return 1;
         struct fd_channel *ch = route(uri, rest, sizeof rest);
-        if (!ch || !ch->def || !ch->def->ws_event || draining)
-            return 1; /* refuse the upgrade */
+        if (!ch || !ch->def || !ch->def->ws_event ||
+            !(ch->caps & FD_CAP_WEBPAGE) || draining)
+            return 1; /* refuse: only web-page plugins take browsers */
         return 0;
     }
     case LWS_CALLBACK_ESTABLISHED: {

@@ -28,6 +28,7 @@ struct fd_http_reply {
 };
 struct fd_conn {
     void *data;
+    bool opened;
 };
 
 static struct fd_channel chan;
@@ -110,11 +111,13 @@ static struct fd_timer *h_timer_add(struct fd_channel *ch, int ms, fd_timer_fn f
     return NULL;
 }
 static void h_timer_cancel(struct fd_timer *t) { (void)t; }
+/* Every connect gets the one fake connection the fuzzed messages arrive
+ * on, so client plugins see them on a connection of their own. */
 static struct fd_conn *h_ws_connect(struct fd_channel *ch, const char *url,
                                     const char *const *h, const char *p)
 {
     (void)ch, (void)url, (void)h, (void)p;
-    return NULL;
+    return &conn;
 }
 static int h_ws_send(struct fd_conn *c, const char *d, size_t n)
 {
@@ -178,6 +181,11 @@ static size_t h_text_cut(const char *s, size_t len, size_t max, int unit)
 }
 static int h_backoff(int a, int b, int m) { (void)a, (void)m; return b; }
 static void h_set_caps(struct fd_channel *ch, unsigned caps) { (void)ch, (void)caps; }
+static const char *h_resp_header(const struct fd_http_response *r, const char *n)
+{
+    (void)r, (void)n;
+    return NULL;
+}
 
 static const struct fd_host host = {
     .abi = FD_PLUGIN_ABI, .size = sizeof(struct fd_host), .log = h_log,
@@ -191,7 +199,7 @@ static const struct fd_host host = {
     .header = h_header, .kv_get = h_kv_get, .kv_set = h_kv_set,
     .ct_equal = h_ct_equal, .hmac_sha256_hex_ok = h_hmac,
     .random_hex = h_random_hex, .text_cut = h_text_cut, .backoff_ms = h_backoff,
-    .set_caps = h_set_caps,
+    .set_caps = h_set_caps, .response_header = h_resp_header,
 };
 
 static bool started, running;
@@ -232,8 +240,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     case 2:
         if (frontdesk_plugin.ws_event) {
-            if (!conn.data)
+            if (!conn.opened) {
+                conn.opened = true;
                 frontdesk_plugin.ws_event(&chan, &conn, FD_WS_OPEN, "", 0);
+            }
             frontdesk_plugin.ws_event(&chan, &conn, FD_WS_MESSAGE, buf, size - 1);
         }
         break;
