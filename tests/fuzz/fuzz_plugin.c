@@ -6,7 +6,9 @@
  * always verify (so fuzzed bodies reach the parsers), HTTP calls and timers
  * are refused (plugins must cope), deliver() reads every field it is given.
  * The first input byte picks the path: a webhook POST, a webhook GET with the
- * input as query, or a websocket message on a client connection.
+ * input as query, a websocket message on the plugin's connection, or the
+ * answer (status from the second byte, the rest as body) to every HTTP call
+ * the plugin has made so far, after which its due timers fire.
  */
 #include <stdarg.h>
 #include <stdint.h>
@@ -95,22 +97,85 @@ static void h_send_done(struct fd_send *t, const struct fd_send_result *r)
     sink += len0(r->error) + len0(r->fallback);
 }
 
+/* Calls and timers wait here until an input answers or fires them. */
+#define PENDING 64
+struct fd_http_call {
+    fd_http_done_fn done;
+    void *ud;
+    bool used;
+};
+struct fd_timer {
+    fd_timer_fn fn;
+    void *ud;
+    bool used;
+};
+static struct fd_http_call calls[PENDING];
+static struct fd_timer timers[PENDING];
+
 static struct fd_http_call *h_http(struct fd_channel *ch,
                                    const struct fd_http_request *req,
                                    fd_http_done_fn done, void *ud)
 {
-    (void)ch, (void)done, (void)ud;
+    (void)ch;
     sink += len0(req->url) + req->body_len;
+    for (int i = 0; i < PENDING; i++)
+        if (!calls[i].used) {
+            calls[i] = (struct fd_http_call){done, ud, true};
+            return &calls[i];
+        }
     return NULL;
 }
 
-static void h_http_cancel(struct fd_http_call *c) { (void)c; }
+static void h_http_cancel(struct fd_http_call *c)
+{
+    if (!c || !c->used)
+        return;
+    c->used = false;
+    struct fd_http_response r = {.error = "cancelled", .cancelled = true,
+                                 .retry_after_s = -1, .body = ""};
+    c->done(c->ud, &r);
+}
+
 static struct fd_timer *h_timer_add(struct fd_channel *ch, int ms, fd_timer_fn fn, void *ud)
 {
-    (void)ch, (void)ms, (void)fn, (void)ud;
+    (void)ch, (void)ms;
+    for (int i = 0; i < PENDING; i++)
+        if (!timers[i].used) {
+            timers[i] = (struct fd_timer){fn, ud, true};
+            return &timers[i];
+        }
     return NULL;
 }
-static void h_timer_cancel(struct fd_timer *t) { (void)t; }
+
+static void h_timer_cancel(struct fd_timer *t)
+{
+    if (t)
+        t->used = false;
+}
+
+/* Answers every pending call with status/body, then fires the timers that
+ * were due (one round: what they schedule waits for the next input). */
+static void answer_all(int status, const char *body, size_t len)
+{
+    struct fd_http_call now[PENDING];
+    memcpy(now, calls, sizeof now);
+    for (int i = 0; i < PENDING; i++)
+        calls[i].used = false;
+    for (int i = 0; i < PENDING; i++) {
+        if (!now[i].used)
+            continue;
+        struct fd_http_response r = {.status = status, .body = body,
+                                     .body_len = len, .retry_after_s = -1};
+        now[i].done(now[i].ud, &r);
+    }
+    struct fd_timer due[PENDING];
+    memcpy(due, timers, sizeof due);
+    for (int i = 0; i < PENDING; i++)
+        timers[i].used = false;
+    for (int i = 0; i < PENDING; i++)
+        if (due[i].used)
+            due[i].fn(due[i].ud);
+}
 /* Every connect gets the one fake connection the fuzzed messages arrive
  * on, so client plugins see them on a connection of their own. */
 static struct fd_conn *h_ws_connect(struct fd_channel *ch, const char *url,
@@ -226,12 +291,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memcpy(buf, data + 1, size - 1);
     buf[size - 1] = '\0';
     struct fd_http_reply reply = {200};
-    switch (data[0] % 3) {
+    switch (data[0] % 4) {
+    case 3: {
+        static const int statuses[] = {200, 200, 200, 400, 401, 403, 404, 429, 500, 0};
+        int st = statuses[(size > 1 ? (unsigned char)data[1] : 0) % 10];
+        answer_all(st, size > 1 ? buf + 1 : buf, size > 1 ? size - 2 : 0);
+        break;
+    }
     case 0:
     case 1: {
         struct fd_http_in req = {
-            .method = data[0] % 3 ? "GET" : "POST", .path = "",
-            .query = data[0] % 3 ? buf : "", .body = buf,
+            .method = data[0] % 4 ? "GET" : "POST", .path = "",
+            .query = data[0] % 4 ? buf : "", .body = buf,
             .body_len = size - 1, .remote = "127.0.0.1",
         };
         if (frontdesk_plugin.webhook)
