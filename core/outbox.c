@@ -396,6 +396,17 @@ void outbox_send_done(struct fd_send *token, const struct fd_send_result *res)
                 "outbox %" PRId64 " given up after %d attempt(s): %s", r->id,
                 r->attempts, *err ? err : "failed");
         break;
+    case FD_SEND_HANDOFF:
+        /* Not silently dropped: humans take the case (and the bot stays
+         * quiet on it), the action stays listed as a dead letter. */
+        st = OUTBOX_DEAD;
+        ch->counters[CNT_DEAD]++;
+        store_case_update(store, r->case_id, CASE_HUMAN, NULL, "platform", false);
+        log_msg(LOG_WARN, ch->platform, ch->name,
+                "outbox %" PRId64 " given up after %d attempt(s): %s; case %" PRId64
+                " handed to humans (queue platform)",
+                r->id, r->attempts, *err ? err : "cannot deliver", r->case_id);
+        break;
     case FD_SEND_NO_DM:
         st = OUTBOX_WAITING_DM;
         log_msg(LOG_INFO, ch->platform, ch->name,

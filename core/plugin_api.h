@@ -104,7 +104,9 @@ struct fd_msg {
     const char *chat_id;     /* where it was posted (group, channel, topic) */
     const char *thread;      /* thread / topic id, or NULL */
     const char *link_case;   /* the user asks to continue case N (e.g. a
-                                Telegram /start deep link), or NULL */
+                                Telegram /start deep link), or NULL; honoured
+                                only when user_id is the case's user (map a
+                                platform's private id to its public one) */
 };
 
 /* ---- outbound actions ------------------------------------------------- */
@@ -136,6 +138,9 @@ enum fd_send_status {
     FD_SEND_NO_DM,   /* the platform refuses a DM to this user (never
                         started the bot, DMs closed): the host posts
                         `fallback` publicly and keeps the DM waiting */
+    FD_SEND_HANDOFF, /* the platform cannot deliver it now and a bot may not
+                        (e.g. outside a messaging window): the case goes to
+                        humans, the action is kept as a dead letter */
 };
 
 struct fd_send_result {
@@ -151,7 +156,8 @@ struct fd_send_result {
 struct fd_http_in {
     const char *method;  /* "GET", "POST", ... */
     const char *path;    /* rest after /hooks/<channel>: "" or "/..." */
-    const char *query;   /* raw query string without '?', or "" */
+    const char *query;   /* query without '?', or "": name=value pairs
+                            joined by '&', already %-decoded by lws */
     const char *body;    /* raw bytes as received (sign over these) */
     size_t body_len;
     const char *remote;  /* peer address */

@@ -31,7 +31,8 @@
  * until the user's first private message wakes it.  When Meta refuses the
  * Private Reply (already sent, too old, the user cannot be reached) the
  * core posts `dm_fallback` under the comment instead.  A private message
- * outside the 24-hour window fails with a clear reason (dead letter): only
+ * outside the 24-hour window hands the case to humans (FD_SEND_HANDOFF; the
+ * action stays a dead letter with a clear reason): only
  * a human may answer then (HUMAN_AGENT tag, Page Inbox).
  */
 #ifndef FRONTDESK_META_PAGES_H
@@ -405,7 +406,7 @@ META_FN void pages_sent(struct meta *m, void *ctx,
                      e.text, s->case_id);
             H->log(m->ch, FD_LOG_WARN, "private message to %s: %s", s->target,
                    why);
-            pages_finish(m, s, FD_SEND_FAILED, 0, why, NULL);
+            pages_finish(m, s, FD_SEND_HANDOFF, 0, why, NULL);
             return;
         }
         break;
@@ -453,7 +454,7 @@ META_FN struct psend *pages_dm_from_comment(struct meta *m, struct psend *s)
                  "id is unknown: case %" PRId64 " needs a human",
                  s->target, PF->dm_name, s->case_id);
         free(psid);
-        pages_finish(m, s, FD_SEND_FAILED, 0, why, NULL);
+        pages_finish(m, s, FD_SEND_HANDOFF, 0, why, NULL);
         return NULL;
     }
     int age;
@@ -548,7 +549,7 @@ META_FN int pages_send(struct fd_channel *ch, const struct fd_action *a,
                      age, s->case_id);
             H->log(ch, FD_LOG_WARN, "private message to %s: %s", s->target,
                    why);
-            pages_finish(m, s, FD_SEND_FAILED, 0, why, NULL);
+            pages_finish(m, s, FD_SEND_HANDOFF, 0, why, NULL);
             return FD_OK;
         }
     }
