@@ -1,8 +1,18 @@
 /*
  * ws.h - websocket connections of both sides, for plugins: browsers that
  * upgraded on the listener (server side) and connections the daemon opens
- * (client side, DNS resolved off the loop, no redirects).  Each connection
- * has a bounded send queue.
+ * (client side, DNS resolved off the loop, no redirects, keepalive pings).
+ * Each connection has a bounded send queue.
+ *
+ * FD_WS_CLOSED's reason text, for plugins that care:
+ *   "channel stopped"              the channel is stopping (reconnect nothing)
+ *   "closed"                       after the plugin's own ws_close
+ *   "closed by peer[: CODE text]"  the peer's close frame (CODE, e.g. 4004)
+ *   "connection lost[ (...)]"      no close frame; "(no answer to pings for
+ *                                  30 s)" when the keepalive gave up
+ *   "connect error: ..."           the connect failed (" (HTTP 403)" when
+ *                                  the upgrade was answered with a status)
+ *   "connect timed out", "cannot resolve the host name: ..."
  */
 #ifndef FRONTDESK_WS_H
 #define FRONTDESK_WS_H
