@@ -239,7 +239,7 @@ static int on_curl_timer(CURLM *m, long ms, void *userp)
         timeout_now = true;
     } else {
         timeout_now = false;
-        lws_sul_schedule(H.ctx, 0, &H.timer, on_timer,
+        loop_sul_schedule(&H.timer, on_timer,
                          (lws_usec_t)ms * LWS_US_PER_MS);
     }
     return 0;
@@ -276,7 +276,7 @@ int http_raw_callback(struct lws *wsi, int reason, void *user, void *in,
             break;
         if (cs->what & CURL_POLL_OUT) {
             action(cs->fd, CURL_CSELECT_OUT);
-            lws_sul_schedule(H.ctx, 0, &H.rearm, on_rearm, 0);
+            loop_sul_schedule(&H.rearm, on_rearm, 0);
         }
         break;
     case LWS_CALLBACK_RAW_CLOSE_FILE:

@@ -8,6 +8,7 @@
 #define FRONTDESK_LOOP_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "plugin_api.h"
 
@@ -20,6 +21,11 @@ int loop_init(const struct config *cfg);
 void loop_cleanup(void);
 /* Serves until loop_stop(). */
 void loop_run(void);
+/* lws_sul_schedule that also wakes the loop when the timer is due. */
+struct lws_sorted_usec_list;
+void loop_sul_schedule(struct lws_sorted_usec_list *sul,
+                       void (*cb)(struct lws_sorted_usec_list *sul),
+                       int64_t us);
 /* fn runs after every turn of the loop (after each lws_service). */
 void loop_on_turn(void (*fn)(void));
 /* Runs the end-of-turn work now (after timer callbacks). */

@@ -283,7 +283,7 @@ static void deadline(struct fd_conn *c, int ms)
 {
     struct lws_context *ctx = loop_context();
     if (ctx)
-        lws_sul_schedule(ctx, 0, &c->sul, on_deadline,
+        loop_sul_schedule(&c->sul, on_deadline,
                          (lws_usec_t)ms * LWS_US_PER_MS);
 }
 
