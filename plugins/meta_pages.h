@@ -580,4 +580,34 @@ META_FN bool pages_conf(struct meta *m)
     return m->fallback != NULL;
 }
 
+
+/* The check() and start() both page plugins share: the account-id key
+ * differs (page_id, account_id), and so do the identity fields asked for. */
+static int pages_check(struct fd_channel *ch, const char *id_key, char *err,
+                       size_t len)
+{
+    if (meta_validate(ch, id_key, err, len, true) < 0)
+        return FD_EINVAL;
+    const char *fb = H->conf(ch, "dm_fallback");
+    if (fb && strlen(fb) > 2000) {
+        snprintf(err, len, "dm_fallback: want at most 2000 characters");
+        return FD_EINVAL;
+    }
+    return FD_OK;
+}
+
+static int pages_start(struct fd_channel *ch, const char *id_key,
+                       const char *fields)
+{
+    struct meta *m = meta_new(ch, id_key);
+    if (!m)
+        return FD_EINVAL;
+    if (!pages_conf(m)) {
+        meta_free(m);
+        return FD_ENOMEM;
+    }
+    meta_begin(m, fields);
+    return FD_OK;
+}
+
 #endif

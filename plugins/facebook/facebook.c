@@ -126,27 +126,12 @@ static void fb_webhook(struct fd_channel *ch, const struct fd_http_in *req,
 
 static int fb_check(struct fd_channel *ch, char *err, size_t len)
 {
-    if (meta_validate(ch, "page_id", err, len, true) < 0)
-        return FD_EINVAL;
-    const char *fb = H->conf(ch, "dm_fallback");
-    if (fb && strlen(fb) > 2000) {
-        snprintf(err, len, "dm_fallback: want at most 2000 characters");
-        return FD_EINVAL;
-    }
-    return FD_OK;
+    return pages_check(ch, "page_id", err, len);
 }
 
 static int fb_start(struct fd_channel *ch)
 {
-    struct meta *m = meta_new(ch, "page_id");
-    if (!m)
-        return FD_EINVAL;
-    if (!pages_conf(m)) {
-        meta_free(m);
-        return FD_ENOMEM;
-    }
-    meta_begin(m, "id,name");
-    return FD_OK;
+    return pages_start(ch, "page_id", "id,name");
 }
 
 static void fb_stop(struct fd_channel *ch)

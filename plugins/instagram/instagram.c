@@ -110,27 +110,12 @@ static void ig_webhook(struct fd_channel *ch, const struct fd_http_in *req,
 
 static int ig_check(struct fd_channel *ch, char *err, size_t len)
 {
-    if (meta_validate(ch, "account_id", err, len, true) < 0)
-        return FD_EINVAL;
-    const char *fb = H->conf(ch, "dm_fallback");
-    if (fb && strlen(fb) > 2000) {
-        snprintf(err, len, "dm_fallback: want at most 2000 characters");
-        return FD_EINVAL;
-    }
-    return FD_OK;
+    return pages_check(ch, "account_id", err, len);
 }
 
 static int ig_start(struct fd_channel *ch)
 {
-    struct meta *m = meta_new(ch, "account_id");
-    if (!m)
-        return FD_EINVAL;
-    if (!pages_conf(m)) {
-        meta_free(m);
-        return FD_ENOMEM;
-    }
-    meta_begin(m, "id,username");
-    return FD_OK;
+    return pages_start(ch, "account_id", "id,username");
 }
 
 static void ig_stop(struct fd_channel *ch)
