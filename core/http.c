@@ -232,10 +232,10 @@ static int on_curl_timer(CURLM *m, long ms, void *userp)
 {
     (void)m, (void)userp;
     if (ms < 0) {
-        lws_sul_cancel(&H.timer);
+        loop_sul_cancel(&H.timer);
         timeout_now = false;
     } else if (ms == 0) {
-        lws_sul_cancel(&H.timer);
+        loop_sul_cancel(&H.timer);
         timeout_now = true;
     } else {
         timeout_now = false;
@@ -338,8 +338,8 @@ void http_cleanup(void)
 {
     if (!H.multi)
         return;
-    lws_sul_cancel(&H.timer);
-    lws_sul_cancel(&H.rearm);
+    loop_sul_cancel(&H.timer);
+    loop_sul_cancel(&H.rearm);
     while (H.npool)
         curl_easy_cleanup(H.pool[--H.npool]);
     curl_multi_cleanup(H.multi);

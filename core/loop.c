@@ -65,14 +65,58 @@ void loop_on_turn(void (*fn)(void))
  * caused (a store write, an outbox kick) would otherwise wait for the next
  * network event. */
 /* lws 4.1 does not bound its poll() by pending sul timers here (measured:
- * a 1 s timer fired after 6 s in an idle loop), so every timer we schedule
- * also arms a timerfd the loop watches: its expiry ends the poll and lws
- * then runs the due timers. */
+ * a 1 s timer fired after 6 s in an idle loop), so a timerfd the loop
+ * watches is kept armed for the earliest pending timer: its expiry ends the
+ * poll and lws then runs the due timers. */
 static int64_t mono_us(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* Every sul scheduled through loop_sul_schedule, with its due time, so the
+ * timerfd can always be armed for the earliest: lws keeps its list to
+ * itself.  A handful of entries (a few per channel and connection). */
+struct pending_sul {
+    lws_sorted_usec_list_t *sul;
+    sul_cb_t cb;
+    int64_t at;
+};
+static struct {
+    struct pending_sul *v;
+    int n, cap;
+} P;
+
+static int pending_find(const lws_sorted_usec_list_t *sul)
+{
+    for (int i = 0; i < P.n; i++)
+        if (P.v[i].sul == sul)
+            return i;
+    return -1;
+}
+
+static void pending_drop(int i)
+{
+    P.v[i] = P.v[--P.n];
+}
+
+/* Arms the timerfd for the earliest pending timer, or disarms it. */
+static void wake_rearm(void)
+{
+    if (L.wake_fd < 0)
+        return;
+    int64_t at = 0;
+    for (int i = 0; i < P.n; i++)
+        if (!at || P.v[i].at < at)
+            at = P.v[i].at;
+    if (at == L.wake_at)
+        return;
+    struct itimerspec its = {0};
+    its.it_value.tv_sec = at / 1000000;
+    its.it_value.tv_nsec = (at % 1000000) * 1000;
+    if (timerfd_settime(L.wake_fd, TFD_TIMER_ABSTIME, &its, NULL) == 0)
+        L.wake_at = at;
 }
 
 static void on_wake(int fd, void *ud)
@@ -81,24 +125,55 @@ static void on_wake(int fd, void *ud)
     uint64_t n;
     ssize_t r = read(fd, &n, sizeof n);
     (void)r;
-    L.wake_at = 0;
+    /* The due timers fire in this lws_service; arm for the next one. */
+    L.wake_at = -1;
+    wake_rearm();
+}
+
+static void sul_fire(lws_sorted_usec_list_t *sul)
+{
+    int i = pending_find(sul);
+    if (i < 0)
+        return; /* cannot happen: every sul we schedule is registered */
+    sul_cb_t cb = P.v[i].cb;
+    pending_drop(i);
+    wake_rearm();
+    cb(sul);
 }
 
 void loop_sul_schedule(lws_sorted_usec_list_t *sul, sul_cb_t cb, int64_t us)
 {
     if (!L.ctx)
         return;
-    lws_sul_schedule(L.ctx, 0, sul, cb, us);
-    if (L.wake_fd < 0)
-        return;
-    int64_t at = mono_us() + (us > 0 ? us : 0) + 100;
-    if (L.wake_at && L.wake_at <= at && L.wake_at > mono_us())
-        return; /* an earlier wake-up is armed already */
-    struct itimerspec its = {0};
-    its.it_value.tv_sec = at / 1000000;
-    its.it_value.tv_nsec = (at % 1000000) * 1000;
-    if (timerfd_settime(L.wake_fd, TFD_TIMER_ABSTIME, &its, NULL) == 0)
-        L.wake_at = at;
+    int i = pending_find(sul);
+    if (i < 0 && P.n == P.cap) {
+        int cap = P.cap ? P.cap * 2 : 32;
+        struct pending_sul *v = realloc(P.v, (size_t)cap * sizeof *v);
+        if (!v) {
+            /* No wake-up of its own: it still fires, maybe late. */
+            log_error("core", "out of memory scheduling a timer");
+            lws_sul_schedule(L.ctx, 0, sul, cb, us);
+            return;
+        }
+        P.v = v;
+        P.cap = cap;
+    }
+    if (i < 0)
+        i = P.n++;
+    P.v[i] = (struct pending_sul){
+        .sul = sul, .cb = cb, .at = mono_us() + (us > 0 ? us : 0) + 100};
+    lws_sul_schedule(L.ctx, 0, sul, sul_fire, us);
+    wake_rearm();
+}
+
+void loop_sul_cancel(lws_sorted_usec_list_t *sul)
+{
+    lws_sul_cancel(sul);
+    int i = pending_find(sul);
+    if (i >= 0) {
+        pending_drop(i);
+        wake_rearm();
+    }
 }
 
 void loop_turn_end(void)
@@ -203,6 +278,10 @@ void loop_cleanup(void)
     if (L.wake_fd >= 0)
         close(L.wake_fd);
     L.wake_fd = -1;
+    L.wake_at = 0;
+    free(P.v);
+    P.v = NULL;
+    P.n = P.cap = 0;
     if (L.ctx)
         lws_context_destroy(L.ctx);
     L.ctx = NULL;
@@ -317,7 +396,7 @@ void loop_timer_cancel(struct fd_timer *t)
 {
     if (!t)
         return;
-    lws_sul_cancel(&t->sul);
+    loop_sul_cancel(&t->sul);
     timer_unlink(t);
     free(t);
 }
@@ -355,7 +434,7 @@ void loop_timer_schedule(struct loop_timer *t, int ms)
 void loop_timer_stop(struct loop_timer *t)
 {
     if (t && L.ctx)
-        lws_sul_cancel(&t->sul);
+        loop_sul_cancel(&t->sul);
 }
 
 void loop_timer_free(struct loop_timer *t)

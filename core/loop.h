@@ -26,6 +26,8 @@ struct lws_sorted_usec_list;
 void loop_sul_schedule(struct lws_sorted_usec_list *sul,
                        void (*cb)(struct lws_sorted_usec_list *sul),
                        int64_t us);
+/* Cancels what loop_sul_schedule scheduled. */
+void loop_sul_cancel(struct lws_sorted_usec_list *sul);
 /* fn runs after every turn of the loop (after each lws_service). */
 void loop_on_turn(void (*fn)(void));
 /* Runs the end-of-turn work now (after timer callbacks). */

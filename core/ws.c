@@ -166,7 +166,7 @@ static void unlink_conn(struct fd_conn *c)
 
 static void conn_free(struct fd_conn *c)
 {
-    lws_sul_cancel(&c->sul);
+    loop_sul_cancel(&c->sul);
     while (c->head) {
         struct wsmsg *m = c->head;
         c->head = m->next;
@@ -188,7 +188,7 @@ static void conn_free(struct fd_conn *c)
  * list, detached, and is freed when getaddrinfo_a lets go of it. */
 static void conn_release(struct fd_conn *c)
 {
-    lws_sul_cancel(&c->sul);
+    loop_sul_cancel(&c->sul);
     if (c->wsi) {
         lws_set_opaque_user_data(c->wsi, NULL);
         if (!c->client) /* webhook.c's session data points at c too */
@@ -843,7 +843,7 @@ int ws_client_callback(struct lws *wsi, enum lws_callback_reasons reason,
             lws_callback_on_writable(wsi); /* straight to the close frame */
             break;
         }
-        lws_sul_cancel(&c->sul); /* the connect deadline */
+        loop_sul_cancel(&c->sul); /* the connect deadline */
         log_msg(LOG_DEBUG, cplat(c), cname(c), "websocket open (%s)",
                 c->addrs[c->addr_at]);
         if (c->ch && c->ch->def && c->ch->def->ws_event)
