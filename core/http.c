@@ -220,12 +220,13 @@ static void on_timer(lws_sorted_usec_list_t *sul)
  * loop turn rather than through an lws timer, which may fire late. */
 static bool timeout_now;
 
-void http_turn(void)
+bool http_turn(void)
 {
-    if (timeout_now) {
-        timeout_now = false;
-        action(CURL_SOCKET_TIMEOUT, 0);
-    }
+    if (!timeout_now)
+        return false;
+    timeout_now = false;
+    action(CURL_SOCKET_TIMEOUT, 0);
+    return true;
 }
 
 static int on_curl_timer(CURLM *m, long ms, void *userp)

@@ -24,8 +24,8 @@ const char *http_response_header(const struct fd_http_response *r,
 /* Cancels every call of a channel (their done runs with cancelled). */
 void http_cancel_channel(struct fd_channel *ch);
 int http_in_flight(void);
-/* End-of-turn work: curl's "time out now" requests. */
-void http_turn(void);
+/* End-of-turn work: curl's "time out now" requests; true if it ran. */
+bool http_turn(void);
 /* Runs before every request starts (the router commits its batch, so no
  * request, such as a poll confirming updates, precedes the commit). */
 void http_set_before_request(void (*fn)(void));

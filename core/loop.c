@@ -50,20 +50,17 @@ static struct {
     int wake_fd;             /* timerfd: ends poll() when a timer is due */
     struct loop_watch *wake;
     int64_t wake_at;         /* CLOCK_MONOTONIC us it is armed for, or 0 */
-    void (*turn[4])(void);
+    bool (*turn[4])(void);
     int nturn;
+    struct loop_timer *again; /* turn-end work left over: come back now */
 } L = {.wake_fd = -1};
 
-void loop_on_turn(void (*fn)(void))
+void loop_on_turn(bool (*fn)(void))
 {
     if (L.nturn < 4)
         L.turn[L.nturn++] = fn;
 }
 
-/* The end-of-turn work, also after timer callbacks: lws runs due timers and
- * then goes on polling inside the same lws_service(), so work a timer
- * caused (a store write, an outbox kick) would otherwise wait for the next
- * network event. */
 /* lws 4.1 does not bound its poll() by pending sul timers here (measured:
  * a 1 s timer fired after 6 s in an idle loop), so a timerfd the loop
  * watches is kept armed for the earliest pending timer: its expiry ends the
@@ -176,10 +173,31 @@ void loop_sul_cancel(lws_sorted_usec_list_t *sul)
     }
 }
 
+/* The end-of-turn work, also after timer callbacks: lws runs due timers and
+ * then goes on polling inside the same lws_service(), so work a timer
+ * caused (a store write, an outbox kick) would otherwise wait for the next
+ * network event.
+ * A hook's work can make work for another, or for itself (a send that
+ * completes inside curl's "time out now" frees a conversation for the next
+ * send; a commit hands sends to the outbox): run the hooks until a round
+ * finds nothing to do.  Nothing may be left for a later turn, which may be
+ * far away when no socket or timer wakes the loop. */
 void loop_turn_end(void)
 {
-    for (int i = 0; i < L.nturn; i++)
-        L.turn[i]();
+    for (int round = 0; round < 16; round++) {
+        bool busy = false;
+        for (int i = 0; i < L.nturn; i++)
+            busy |= L.turn[i]();
+        if (!busy)
+            return;
+    }
+    /* Still busy (a burst): serve the sockets, then come back at once. */
+    loop_timer_schedule(L.again, 0);
+}
+
+static void turn_again(void *ud)
+{
+    (void)ud; /* core_timer_fire runs loop_turn_end */
 }
 
 static int watch_callback(struct lws *wsi, enum lws_callback_reasons reason,
@@ -260,6 +278,7 @@ int loop_init(const struct config *cfg)
         L.ctx = NULL;
         return -1;
     }
+    L.again = loop_timer_new(turn_again, NULL);
     L.wake_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
     if (L.wake_fd >= 0)
         L.wake = loop_watch_fd(L.wake_fd, on_wake, NULL);
@@ -273,6 +292,8 @@ int loop_init(const struct config *cfg)
 void loop_cleanup(void)
 {
     http_cleanup();
+    loop_timer_free(L.again);
+    L.again = NULL;
     loop_unwatch(L.wake);
     L.wake = NULL;
     if (L.wake_fd >= 0)

@@ -28,8 +28,10 @@ void loop_sul_schedule(struct lws_sorted_usec_list *sul,
                        int64_t us);
 /* Cancels what loop_sul_schedule scheduled. */
 void loop_sul_cancel(struct lws_sorted_usec_list *sul);
-/* fn runs after every turn of the loop (after each lws_service). */
-void loop_on_turn(void (*fn)(void));
+/* fn runs after every turn of the loop (after each lws_service and timer
+ * callback), again and again while any such fn returns true (it did work,
+ * which may have made work for the others). */
+void loop_on_turn(bool (*fn)(void));
 /* Runs the end-of-turn work now (after timer callbacks). */
 void loop_turn_end(void);
 void loop_stop(void);

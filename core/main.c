@@ -117,8 +117,13 @@ static void on_signal(int fd, void *ud)
 
 /* Store batching: a batch opens with the first write of a loop turn and is
  * committed at its end (or before a plugin's own request). */
-static void batch_opened(void *ud) { (void)ud; }
-static void flush_turn(void) { router_flush(D.router); }
+static bool flush_turn(void)
+{
+    if (!router_batch_open(D.router))
+        return false;
+    router_flush(D.router);
+    return true;
+}
 
 /* A plugin's own request (a poll confirming updates) never goes out before
  * the deliveries it confirms are committed; outbox sends carry entries
@@ -178,7 +183,7 @@ static int cmd_run(int argc, char **argv)
     struct loop_watch *sw = loop_watch_fd(D.sigfd, on_signal, NULL);
     D.drain = loop_timer_new(drain_check, NULL);
     /* Store writes of one loop turn share one transaction. */
-    router_set_batching(D.router, batch_opened, webhook_committed);
+    router_set_batching(D.router, true, webhook_committed);
     loop_on_turn(flush_turn);
     loop_on_turn(outbox_turn);
     loop_on_turn(http_turn);

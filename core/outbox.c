@@ -82,14 +82,16 @@ static void kick_at_turn_end(struct outq *q)
     to_kick = q;
 }
 
-void outbox_turn(void)
+bool outbox_turn(void)
 {
+    bool any = to_kick != NULL;
     while (to_kick) {
         struct outq *q = to_kick;
         to_kick = q->next_kick;
         q->kick_queued = false;
         outbox_kick(q->ch);
     }
+    return any;
 }
 
 void outbox_set_store(struct store *st) { store = st; }

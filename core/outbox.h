@@ -22,8 +22,9 @@ void outbox_channel_free(struct fd_channel *ch);
 void outbox_push(struct fd_channel *ch, struct outbox_rec *r);
 /* Try to send what is due. */
 void outbox_kick(struct fd_channel *ch);
-/* Kicks the queues that asked for it this turn (loop_on_turn). */
-void outbox_turn(void);
+/* Kicks the queues that asked for it this turn (loop_on_turn); true if
+ * there were any. */
+bool outbox_turn(void);
 /* Loads pending entries of every channel from the store; with rescan, only
  * those not queued yet (entries queued again by `frontdesk outbox retry`). */
 int outbox_resume(struct store *st, bool rescan);

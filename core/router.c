@@ -65,12 +65,11 @@ void router_free(struct router *r)
     free(r);
 }
 
-void router_set_batching(struct router *r, void (*on_open)(void *ud),
-                         void (*committed)(bool ok))
+void router_set_batching(struct router *r, bool on, void (*committed)(bool ok))
 {
-    r->batching = on_open != NULL;
+    r->batching = on;
     r->committed = committed;
-    store_set_batching(r->st, on_open, r);
+    store_set_batching(r->st, on);
 }
 
 bool router_batch_open(struct router *r) { return store_in_tx(r->st); }

@@ -30,11 +30,10 @@ void router_set_draining(struct router *r, bool draining);
  * NULL turns capture off. */
 void router_capture(struct router *r, struct cJSON *sink);
 
-/* Batch the store's writes per loop turn: on_open(router) runs when a turn
- * opens a transaction (schedule router_flush then); committed(ok) runs after
- * each flush.  Without batching (offline runs) each message commits alone. */
-void router_set_batching(struct router *r, void (*on_open)(void *ud),
-                         void (*committed)(bool ok));
+/* Batch the store's writes per loop turn (the loop calls router_flush at
+ * the end of each turn); committed(ok) runs after each flush.  Without
+ * batching (offline runs) each message commits alone. */
+void router_set_batching(struct router *r, bool on, void (*committed)(bool ok));
 bool router_batch_open(struct router *r);
 /* Commits the open batch, then hands its actions to the outbox. */
 int router_flush(struct router *r);

@@ -109,8 +109,7 @@ struct store {
     bool ckpt_running, ckpt_stop;
     char *path;
     sqlite3_stmt *q[Q_COUNT];
-    void (*on_open)(void *ud); /* batching: a transaction was opened */
-    void *ud;
+    bool batching; /* writes join one transaction until store_flush */
 };
 
 const char *case_state_name(int s)
@@ -304,25 +303,17 @@ static void bind_text(sqlite3_stmt *st, int i, const char *v)
 
 int store_begin(struct store *s) { return exec_q(s, Q_BEGIN); }
 
-void store_set_batching(struct store *s, void (*on_open)(void *ud), void *ud)
-{
-    s->on_open = on_open;
-    s->ud = ud;
-}
+void store_set_batching(struct store *s, bool on) { s->batching = on; }
 
 bool store_in_tx(struct store *s) { return !sqlite3_get_autocommit(s->db); }
 
 /* With batching on, every write joins the open transaction, opening one
- * (and telling the owner, who commits it at the end of the loop turn)
- * when there is none. */
+ * when there is none; the owner commits it at the end of the loop turn. */
 static int tx(struct store *s)
 {
-    if (!s->on_open || !sqlite3_get_autocommit(s->db))
+    if (!s->batching || !sqlite3_get_autocommit(s->db))
         return 0;
-    if (exec_q(s, Q_BEGIN) < 0)
-        return -1;
-    s->on_open(s->ud);
-    return 0;
+    return exec_q(s, Q_BEGIN);
 }
 
 int store_flush(struct store *s)

@@ -57,10 +57,10 @@ void store_close(struct store *s);
 const char *store_errmsg(struct store *s);
 
 int store_begin(struct store *s);
-/* Batching: from now on writes open a transaction when none is open and
- * call on_open(ud); the owner commits with store_flush (once per loop turn).
- * Without batching every write (or savepoint) commits by itself. */
-void store_set_batching(struct store *s, void (*on_open)(void *ud), void *ud);
+/* Batching: from now on writes open a transaction when none is open; the
+ * owner commits with store_flush (once per loop turn).  Without batching
+ * every write (or savepoint) commits by itself. */
+void store_set_batching(struct store *s, bool on);
 bool store_in_tx(struct store *s);
 int store_flush(struct store *s);
 /* One message inside the batch: undone alone if it fails. */

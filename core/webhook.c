@@ -55,11 +55,11 @@ struct pss {
     char hdrs[MAX_HEADER_CACHE]; /* values handed out by webhook_header */
     size_t hdrs_len;
     struct fd_http_reply reply;
-    bool body_expected, reply_ready, close_after, waiting;
+    bool reply_ready, close_after, waiting;
     struct pss *wprev, *wnext; /* answers waiting for the batch's commit */
     struct timespec started;
     struct lws *wsi;
-    char remote[64]; /* peer address, looked up once per connection */
+    char remote[64]; /* peer address, looked up when dispatched */
 };
 
 static long max_body = 1 << 20;
@@ -341,12 +341,7 @@ static int write_reply(struct lws *wsi, struct pss *p)
 
 static void begin_request(struct lws *wsi, struct pss *p)
 {
-    /* A keep-alive connection keeps its peer: no getpeername per request. */
-    char remote[sizeof p->remote] = "";
-    if (p->wsi == wsi)
-        memcpy(remote, p->remote, sizeof remote);
     memset(p, 0, sizeof *p);
-    memcpy(p->remote, remote, sizeof remote);
     p->wsi = wsi;
     buf_init(&p->body, (size_t)max_body);
     buf_init(&p->reply.body, MAX_REPLY);
@@ -409,7 +404,7 @@ static int on_http(struct lws *wsi, struct pss *p, const char *uri)
     bool declared = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0;
     if (has_body && (declared || lws_hdr_total_length(
                                      wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0)) {
-        p->body_expected = true; /* dispatched at BODY_COMPLETION */
+        /* dispatched at BODY_COMPLETION */
         clock_gettime(CLOCK_MONOTONIC, &p->started);
         lws_set_timeout(wsi, PENDING_TIMEOUT_USER_REASON_BASE, BODY_SECONDS);
         return 0;
