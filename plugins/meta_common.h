@@ -33,12 +33,12 @@
 #include <time.h>
 
 #include "plugin_api.h"
+#include "progress.h"
 
 #define META_FN static __attribute__((unused))
 
 #define META_HTTP_MS 20000        /* every Graph call */
 #define META_MAX_PARTS 10         /* a longer text is cut after this many */
-#define META_MAX_PROGRESS 32      /* split sends remembered across retries */
 #define META_MAX_ID 96            /* Graph ids, PSIDs, phone numbers */
 #define META_MAX_EVENT 320        /* event ids handed to the core */
 #define META_MAX_NAME 200         /* display names, in bytes */
@@ -66,12 +66,6 @@ struct meta_call {
     void *ctx;
 };
 
-/* Parts of a split send already out, so a retry resumes after them. */
-struct meta_progress {
-    int64_t action_id;
-    size_t done;
-};
-
 /* Per-channel state of every Meta plugin (fields a plugin does not use
  * stay NULL / 0). */
 struct meta {
@@ -90,8 +84,7 @@ struct meta {
     const char *me_fields;     /* GET /<self_id>?fields= at start */
     int me_failures;
     struct meta_call *calls;
-    struct meta_progress prog[META_MAX_PROGRESS];
-    size_t nprog;
+    struct progress_table prog; /* split sends, across retries */
 };
 
 /* Channels of this plugin that are started: one Meta app has one callback
@@ -656,33 +649,6 @@ META_FN size_t meta_split(const char *text, size_t max, int unit, size_t *start,
     }
     *rest = at < len;
     return n;
-}
-
-META_FN struct meta_progress *meta_progress_find(struct meta *m, int64_t id)
-{
-    for (size_t i = 0; i < m->nprog; i++)
-        if (m->prog[i].action_id == id)
-            return &m->prog[i];
-    return NULL;
-}
-
-META_FN void meta_progress_drop(struct meta *m, int64_t id)
-{
-    struct meta_progress *p = meta_progress_find(m, id);
-    if (p)
-        *p = m->prog[--m->nprog];
-}
-
-META_FN void meta_progress_note(struct meta *m, int64_t id, size_t done)
-{
-    struct meta_progress *p = meta_progress_find(m, id);
-    if (!p) {
-        if (m->nprog == META_MAX_PROGRESS) /* forget the oldest */
-            memmove(m->prog, m->prog + 1, sizeof m->prog[0] * --m->nprog);
-        p = &m->prog[m->nprog++];
-        p->action_id = id;
-    }
-    p->done = done;
 }
 
 /* ---- start-up token check ----------------------------------------------- */

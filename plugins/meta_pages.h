@@ -249,9 +249,9 @@ META_FN void pages_finish(struct meta *m, struct psend *s,
         .fallback = fallback,
     };
     if (st == FD_SEND_RETRY && s->part > 0)
-        meta_progress_note(m, s->action_id, s->part);
+        progress_note(&m->prog, s->action_id, s->part);
     else if (st != FD_SEND_RETRY)
-        meta_progress_drop(m, s->action_id);
+        progress_drop(&m->prog, s->action_id);
     H->send_done(s->token, &res);
     psend_free(s);
 }
@@ -361,7 +361,7 @@ META_FN void pages_sent(struct meta *m, void *ctx,
             pages_note_private_reply(m, s, doc);
         if (s->part + 1 < s->nparts) {
             s->part++;
-            meta_progress_note(m, s->action_id, s->part);
+            progress_note(&m->prog, s->action_id, s->part);
             pages_step(m, s);
             return;
         }
@@ -555,7 +555,7 @@ META_FN int pages_send(struct fd_channel *ch, const struct fd_action *a,
     }
     if (s->step != PS_HIDE) {
         pages_split(m, s);
-        struct meta_progress *p = meta_progress_find(m, a->id);
+        struct progress *p = progress_find(&m->prog, a->id);
         if (p && p->done < s->nparts)
             s->part = p->done; /* resume after what already went out */
     }

@@ -29,6 +29,7 @@
 #include <stdint.h>
 
 #include "plugin_api.h"
+#include "progress.h"
 
 #define API_DEFAULT "https://discord.com/api/v10"
 #define API_HTTP_MS 20000
@@ -40,7 +41,6 @@
 #define INTENTS 37376
 #define MAX_TEXT_UNITS 2000 /* content limit, counted in UTF-16 units */
 #define MAX_PARTS 5         /* a longer text is cut after this many messages */
-#define MAX_PROGRESS 32     /* split sends remembered across retries */
 #define MAX_HOLDS 32        /* routes with a 429 hold */
 #define DM_CACHE 128        /* user id -> DM channel id */
 #define MAX_WAIT_MS 3600000 /* the longest platform wait we honour */
@@ -111,11 +111,6 @@ struct dm_entry {
     char chan[SNOWFLAKE_MAX + 1];
 };
 
-struct progress {
-    int64_t action_id;
-    size_t done;
-};
-
 /* Per-channel state. */
 struct dsc {
     struct fd_channel *ch;
@@ -156,8 +151,7 @@ struct dsc {
 
     struct dm_entry dms[DM_CACHE];
     size_t dm_next;
-    struct progress prog[MAX_PROGRESS];
-    size_t nprog;
+    struct progress_table prog; /* split sends, across retries */
 };
 
 /* discord.c: helpers */

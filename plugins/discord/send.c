@@ -73,7 +73,7 @@ void dsc_deferred_free(struct dsc *d)
     }
 }
 
-/* ---- DM channel cache and split progress --------------------------------- */
+/* ---- DM channel cache ----------------------------------------------------- */
 
 static const char *dm_lookup(struct dsc *d, const char *user)
 {
@@ -96,33 +96,6 @@ static void dm_remember(struct dsc *d, const char *user, const char *chan)
     struct dm_entry *e = &d->dms[d->dm_next++ % DM_CACHE];
     snprintf(e->user, sizeof e->user, "%s", user);
     snprintf(e->chan, sizeof e->chan, "%s", chan);
-}
-
-static struct progress *progress_find(struct dsc *d, int64_t action_id)
-{
-    for (size_t i = 0; i < d->nprog; i++)
-        if (d->prog[i].action_id == action_id)
-            return &d->prog[i];
-    return NULL;
-}
-
-static void progress_drop(struct dsc *d, int64_t action_id)
-{
-    struct progress *p = progress_find(d, action_id);
-    if (p)
-        *p = d->prog[--d->nprog];
-}
-
-static void progress_note(struct dsc *d, int64_t action_id, size_t done)
-{
-    struct progress *p = progress_find(d, action_id);
-    if (!p) {
-        if (d->nprog == MAX_PROGRESS) /* forget the oldest */
-            memmove(d->prog, d->prog + 1, sizeof d->prog[0] * --d->nprog);
-        p = &d->prog[d->nprog++];
-        p->action_id = action_id;
-    }
-    p->done = done;
 }
 
 /* ---- reporting ----------------------------------------------------------- */
@@ -150,7 +123,7 @@ static void finish(struct dsc *d, struct dsend *s, enum fd_send_status st,
         .fallback = fallback,
     };
     if (st != FD_SEND_RETRY)
-        progress_drop(d, s->action_id);
+        progress_drop(&d->prog, s->action_id);
     H->send_done(s->token, &res);
     dsend_free(s);
 }
@@ -333,7 +306,7 @@ void dsc_send_done(struct dsc *d, struct call *c,
                       a.code == 10008)) {
         if (s->step == STEP_POST && s->part + 1 < s->nparts) {
             s->part++;
-            progress_note(d, s->action_id, s->part);
+            progress_note(&d->prog, s->action_id, s->part);
             step_issue(d, s);
         } else {
             H->log(d->ch, FD_LOG_INFO, "%s %s sent (action %" PRId64 "%s)",
@@ -479,7 +452,7 @@ static struct dsend *dsend_new(struct dsc *d, const struct fd_action *a,
             H->log(d->ch, FD_LOG_WARN,
                    "action %" PRId64 ": text cut after %d messages", a->id,
                    MAX_PARTS);
-        struct progress *p = progress_find(d, a->id);
+        struct progress *p = progress_find(&d->prog, a->id);
         if (p && p->done < s->nparts)
             s->part = p->done; /* resume after what already went out */
     }

@@ -25,11 +25,11 @@
 #include <stdint.h>
 
 #include "plugin_api.h"
+#include "progress.h"
 
 #define API_HTTP_MS 20000     /* every REST call */
 #define DEFAULT_MAX_LEN 32000 /* site setting max_post_length (default) */
 #define MAX_PARTS 8           /* a longer text is cut after this many posts */
-#define MAX_PROGRESS 32       /* split sends remembered across retries */
 #define MAX_LOOKUPS 32        /* unknown PM topics being checked at once */
 #define MAX_LOOKUP_POSTS 8    /* posts waiting for one such check */
 #define LOOKUP_ATTEMPTS 6
@@ -95,13 +95,6 @@ struct dsend {
     size_t nparts, part;
 };
 
-/* Parts of a split send already posted, so a retry resumes after them. */
-struct progress {
-    int64_t action_id;
-    size_t done;
-    int64_t topic_id; /* the PM opened by part 0, or 0 */
-};
-
 struct neg {
     int64_t topic_id;
     int64_t until_ms;
@@ -125,8 +118,7 @@ struct dc {
     struct call *calls;
     struct lookup *lookups;
     size_t nlookups;
-    struct progress prog[MAX_PROGRESS];
-    size_t nprog;
+    struct progress_table prog; /* split sends, across retries */
     struct neg neg[NEG_CACHE];
     size_t neg_next;
 };

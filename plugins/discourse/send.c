@@ -38,33 +38,11 @@ void dc_dsend_free(struct dsend *s)
     free(s);
 }
 
-static struct progress *progress_find(struct dc *d, int64_t action_id)
+/* Records the parts out and the PM topic part 0 opened (0: none). */
+static void progress_note_topic(struct dc *d, int64_t action_id, size_t done,
+                                int64_t topic)
 {
-    for (size_t i = 0; i < d->nprog; i++)
-        if (d->prog[i].action_id == action_id)
-            return &d->prog[i];
-    return NULL;
-}
-
-static void progress_drop(struct dc *d, int64_t action_id)
-{
-    struct progress *p = progress_find(d, action_id);
-    if (p)
-        *p = d->prog[--d->nprog];
-}
-
-static void progress_note(struct dc *d, int64_t action_id, size_t done,
-                          int64_t topic)
-{
-    struct progress *p = progress_find(d, action_id);
-    if (!p) {
-        if (d->nprog == MAX_PROGRESS) /* forget the oldest */
-            memmove(d->prog, d->prog + 1, sizeof d->prog[0] * --d->nprog);
-        p = &d->prog[d->nprog++];
-        p->action_id = action_id;
-    }
-    p->done = done;
-    p->topic_id = topic;
+    progress_note(&d->prog, action_id, done)->aux = topic;
 }
 
 static const char *kind_name(enum fd_action_kind k)
@@ -82,7 +60,7 @@ static void send_finish(struct dc *d, struct dsend *s, enum fd_send_status st,
         .error = error,
     };
     if (st != FD_SEND_RETRY)
-        progress_drop(d, s->action_id);
+        progress_drop(&d->prog, s->action_id);
     H->send_done(s->token, &res);
     s->token = NULL;
 }
@@ -240,7 +218,7 @@ void dc_send_done(struct dc *d, struct call *c,
         }
         if (s->part + 1 < s->nparts) {
             s->part++;
-            progress_note(d, s->action_id, s->part, s->topic_id);
+            progress_note_topic(d, s->action_id, s->part, s->topic_id);
             c->ctx = NULL; /* s moves to the next call */
             send_step(d, s);
         } else {
@@ -253,7 +231,7 @@ void dc_send_done(struct dc *d, struct call *c,
         }
     } else if (r->status == 429 || r->status == 0 || r->status >= 500) {
         if (s->part > 0 || s->topic_id)
-            progress_note(d, s->action_id, s->part, s->topic_id);
+            progress_note_topic(d, s->action_id, s->part, s->topic_id);
         send_finish(d, s, FD_SEND_RETRY, dc_wait_ms(r, doc), why);
     } else if (s->case_pm && s->part == 0 &&
                (r->status == 404 || r->status == 410)) {
@@ -261,7 +239,7 @@ void dc_send_done(struct dc *d, struct call *c,
         char key[48];
         snprintf(key, sizeof key, "_dc.pm.%" PRId64, s->case_id);
         H->kv_set(d->ch, key, NULL);
-        progress_drop(d, s->action_id);
+        progress_drop(&d->prog, s->action_id);
         H->log(d->ch, FD_LOG_INFO,
                "private topic %" PRId64 " of case %" PRId64 " is gone; a new "
                "private message follows",
@@ -308,7 +286,7 @@ static struct dsend *dsend_new(struct dc *d, const struct fd_action *a,
     s->action_id = a->id;
     s->case_id = a->case_id;
     *err = NULL;
-    struct progress *p = progress_find(d, a->id);
+    struct progress *p = progress_find(&d->prog, a->id);
     if (a->kind == FD_ACTION_HIDE) {
         if (d->hide == HIDE_OFF) {
             snprintf(ebuf, elen,
@@ -330,8 +308,8 @@ static struct dsend *dsend_new(struct dc *d, const struct fd_action *a,
             s->reply_to = 0;
     } else {
         int64_t uid = 0;
-        s->topic_id = p && p->topic_id
-                          ? p->topic_id
+        s->topic_id = p && p->aux
+                          ? p->aux
                           : kv_id(d, "_dc.pm.%" PRId64, a->case_id);
         s->case_pm = s->topic_id != 0;
         if (!s->topic_id) {
@@ -360,8 +338,8 @@ static struct dsend *dsend_new(struct dc *d, const struct fd_action *a,
         split(d, s);
         if (p && p->done < s->nparts) {
             s->part = p->done; /* resume after what already went out */
-            if (p->topic_id)
-                s->topic_id = p->topic_id;
+            if (p->aux)
+                s->topic_id = p->aux;
         }
     }
     return s;

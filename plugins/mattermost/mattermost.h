@@ -23,6 +23,7 @@
 #include <stdint.h>
 
 #include "plugin_api.h"
+#include "progress.h"
 
 #define ID_LEN 26 /* Mattermost ids: 26 characters of [a-z0-9] */
 #define ID_BUF (ID_LEN + 1)
@@ -41,7 +42,6 @@
 #define CURSOR_SAVE_MS 2000    /* the cursor is persisted this often */
 #define DEFAULT_MAX_RUNES 4000 /* until the server tells MaxPostSize */
 #define MAX_PARTS 8            /* longer texts are cut after this many */
-#define MAX_PROGRESS 32        /* split sends remembered across retries */
 #define MAX_KNOWN 1024         /* channels seen (catch-up fallback) */
 #define MAX_DMS 256            /* user -> direct channel */
 #define MAX_USERS 512          /* user -> names */
@@ -91,11 +91,6 @@ struct msend {
     char *text;
     size_t start[MAX_PARTS], end[MAX_PARTS]; /* part i: text[start, end) */
     size_t nparts, part;
-};
-
-struct progress {
-    int64_t action_id;
-    size_t done;
 };
 
 struct known_chan {
@@ -177,8 +172,7 @@ struct mm {
     size_t nusers;
     char hidden[MAX_HIDDEN][ID_BUF];
     size_t nhidden, hidden_at;
-    struct progress prog[MAX_PROGRESS];
-    size_t nprog;
+    struct progress_table prog; /* split sends, across retries */
 };
 
 /* mattermost.c: JSON helpers; every getter takes NULL and wrong types. */

@@ -36,35 +36,6 @@ void mm_msend_free(struct msend *s)
     free(s);
 }
 
-/* ---- progress of split sends ------------------------------------------- */
-
-static struct progress *progress_find(struct mm *t, int64_t action_id)
-{
-    for (size_t i = 0; i < t->nprog; i++)
-        if (t->prog[i].action_id == action_id)
-            return &t->prog[i];
-    return NULL;
-}
-
-static void progress_drop(struct mm *t, int64_t action_id)
-{
-    struct progress *p = progress_find(t, action_id);
-    if (p)
-        *p = t->prog[--t->nprog];
-}
-
-static void progress_note(struct mm *t, int64_t action_id, size_t done)
-{
-    struct progress *p = progress_find(t, action_id);
-    if (!p) {
-        if (t->nprog == MAX_PROGRESS) /* forget the oldest */
-            memmove(t->prog, t->prog + 1, sizeof t->prog[0] * --t->nprog);
-        p = &t->prog[t->nprog++];
-        p->action_id = action_id;
-    }
-    p->done = done;
-}
-
 static const char *kind_name(enum fd_action_kind k)
 {
     return k == FD_ACTION_REPLY ? "reply in channel"
@@ -90,7 +61,7 @@ static void finish(struct mm *t, struct msend *s, enum fd_send_status st,
         .fallback = fallback,
     };
     if (st != FD_SEND_RETRY)
-        progress_drop(t, s->action_id);
+        progress_drop(&t->prog, s->action_id);
     H->send_done(s->token, &res);
     s->token = NULL;
 }
@@ -248,7 +219,7 @@ void mm_send_done(struct mm *t, struct call *c,
     if (ok || (s->kind == FD_ACTION_HIDE && r->status == 404)) {
         if (s->kind != FD_ACTION_HIDE && s->part + 1 < s->nparts) {
             s->part++;
-            progress_note(t, s->action_id, s->part);
+            progress_note(&t->prog, s->action_id, s->part);
             c->s = NULL;
             post_part(t, s);
             return;
@@ -377,7 +348,7 @@ static struct msend *msend_new(struct mm *t, const struct fd_action *a,
     if (at < len)
         H->log(t->ch, FD_LOG_WARN,
                "action %" PRId64 ": text cut after %d posts", a->id, MAX_PARTS);
-    struct progress *p = progress_find(t, a->id);
+    struct progress *p = progress_find(&t->prog, a->id);
     if (p && p->done < s->nparts)
         s->part = p->done; /* resume after what already went out */
     return s;

@@ -73,36 +73,6 @@ static void dm_forget(struct sk *sk, const char *user)
         *e = sk->dms[--sk->ndms];
 }
 
-/* ---- progress of split texts ------------------------------------------------
- */
-
-static struct progress *progress_find(struct sk *sk, int64_t action_id)
-{
-    for (size_t i = 0; i < sk->nprog; i++)
-        if (sk->prog[i].action_id == action_id)
-            return &sk->prog[i];
-    return NULL;
-}
-
-static void progress_drop(struct sk *sk, int64_t action_id)
-{
-    struct progress *p = progress_find(sk, action_id);
-    if (p)
-        *p = sk->prog[--sk->nprog];
-}
-
-static void progress_note(struct sk *sk, int64_t action_id, size_t done)
-{
-    struct progress *p = progress_find(sk, action_id);
-    if (!p) {
-        if (sk->nprog == MAX_PROGRESS) /* forget the oldest */
-            memmove(sk->prog, sk->prog + 1, sizeof sk->prog[0] * --sk->nprog);
-        p = &sk->prog[sk->nprog++];
-        p->action_id = action_id;
-    }
-    p->done = done;
-}
-
 /* ---- the calls
  * ----------------------------------------------------------------- */
 
@@ -120,7 +90,7 @@ static void finish(struct sk *sk, struct ssend *s, enum fd_send_status st,
         .error = error,
     };
     if (st != FD_SEND_RETRY)
-        progress_drop(sk, s->action_id);
+        progress_drop(&sk->prog, s->action_id);
     H->send_done(s->token, &res);
     s->token = NULL;
 }
@@ -216,7 +186,7 @@ void sk_send_done(struct sk *sk, struct call *c,
     } else if (a.ok) {
         if (s->part + 1 < s->nparts) {
             s->part++;
-            progress_note(sk, s->action_id, s->part);
+            progress_note(&sk->prog, s->action_id, s->part);
             c->s = NULL;
             step(sk, s);
         } else {
@@ -331,7 +301,7 @@ static struct ssend *ssend_new(struct sk *sk, const struct fd_action *a,
         H->log(sk->ch, FD_LOG_WARN,
                "action %" PRId64 ": text cut after %d messages", a->id,
                MAX_PARTS);
-    struct progress *p = progress_find(sk, a->id);
+    struct progress *p = progress_find(&sk->prog, a->id);
     if (p && p->done < s->nparts)
         s->part = p->done; /* resume after what already went out */
     return s;

@@ -21,6 +21,7 @@
 #include <stdint.h>
 
 #include "plugin_api.h"
+#include "progress.h"
 
 #define API_HTTP_MS 20000 /* every Web API call */
 #define BACKOFF_MIN_MS 1000
@@ -31,7 +32,6 @@
 #define LINK_DISABLED_MS 60000 /* Socket Mode turned off: ask again after */
 #define MAX_TEXT_CHARS 4000    /* per message; Slack truncates at 40,000 */
 #define MAX_PARTS 10           /* longer texts are cut after this many */
-#define MAX_PROGRESS 32        /* split sends remembered across retries */
 #define DM_CACHE 256           /* user id -> DM channel id */
 #define ID_MAX 40              /* Slack ids (U, C, D, T, B...) fit easily */
 #define TS_MAX 32              /* "1355517523.000005" */
@@ -75,11 +75,6 @@ struct ssend {
     size_t nparts, part;
 };
 
-struct progress {
-    int64_t action_id;
-    size_t done;
-};
-
 struct dm_entry {
     char user[ID_MAX];
     char channel[ID_MAX];
@@ -116,8 +111,7 @@ struct sk {
     /* send.c */
     struct dm_entry dms[DM_CACHE];
     size_t ndms, dm_next;
-    struct progress prog[MAX_PROGRESS];
-    size_t nprog;
+    struct progress_table prog; /* split sends, across retries */
 };
 
 /* A Web API answer: HTTP status, and `ok` / `error` of the body. */

@@ -70,33 +70,6 @@ static size_t next_cut(const char *s, size_t len, size_t *skip)
     return at;
 }
 
-static struct progress *progress_find(struct tg *t, int64_t action_id)
-{
-    for (size_t i = 0; i < t->nprog; i++)
-        if (t->prog[i].action_id == action_id)
-            return &t->prog[i];
-    return NULL;
-}
-
-static void progress_drop(struct tg *t, int64_t action_id)
-{
-    struct progress *p = progress_find(t, action_id);
-    if (p)
-        *p = t->prog[--t->nprog];
-}
-
-static void progress_note(struct tg *t, int64_t action_id, size_t done)
-{
-    struct progress *p = progress_find(t, action_id);
-    if (!p) {
-        if (t->nprog == MAX_PROGRESS) /* forget the oldest */
-            memmove(t->prog, t->prog + 1, sizeof t->prog[0] * --t->nprog);
-        p = &t->prog[t->nprog++];
-        p->action_id = action_id;
-    }
-    p->done = done;
-}
-
 /* "reply to chat" etc.: the start of a log line about an action. */
 static const char *kind_name(enum fd_action_kind k)
 {
@@ -116,7 +89,7 @@ static void send_finish(struct tg *t, struct tsend *s, enum fd_send_status st,
         .fallback = fallback,
     };
     if (st != FD_SEND_RETRY)
-        progress_drop(t, s->action_id);
+        progress_drop(&t->prog, s->action_id);
     H->send_done(s->token, &res);
     s->token = NULL;
 }
@@ -183,7 +156,7 @@ void tg_send_done(struct tg *t, struct call *c,
                      desc_has(&a, "message to delete not found"))) {
         if (s->kind != FD_ACTION_HIDE && s->part + 1 < s->nparts) {
             s->part++;
-            progress_note(t, s->action_id, s->part);
+            progress_note(&t->prog, s->action_id, s->part);
             c->s = NULL; /* moves to the next call */
             send_part(t, s);
         } else {
@@ -303,7 +276,7 @@ static struct tsend *tsend_new(struct tg *t, const struct fd_action *a,
             H->log(t->ch, FD_LOG_WARN,
                    "action %" PRId64 ": text cut after %d messages", a->id,
                    MAX_PARTS);
-        struct progress *p = progress_find(t, a->id);
+        struct progress *p = progress_find(&t->prog, a->id);
         if (p && p->done < s->nparts)
             s->part = p->done; /* resume after what already went out */
     }

@@ -19,6 +19,7 @@
 #include <stdint.h>
 
 #include "plugin_api.h"
+#include "progress.h"
 
 #define POLL_TIMEOUT_S 25    /* getUpdates long-poll wait */
 #define POLL_HTTP_MS 35000   /* HTTP timeout, above the poll wait */
@@ -28,7 +29,6 @@
 #define BACKOFF_MAX_MS 30000
 #define MAX_TEXT_UNITS 4096 /* Telegram counts UTF-16 code units */
 #define MAX_PARTS 8         /* longer texts are cut after this many */
-#define MAX_PROGRESS 32     /* split sends remembered across retries */
 #define ALLOWED_UPDATES "[\"message\",\"edited_message\"]"
 /* Telegram's alphabet for secret_token (and a safe one for tokens). */
 #define SECRET_CHARS                                                           \
@@ -65,12 +65,6 @@ struct tsend {
     bool migrated;
 };
 
-/* Parts of a split send already delivered, so a retry resumes after them. */
-struct progress {
-    int64_t action_id;
-    size_t done;
-};
-
 /* Per-channel state. */
 struct tg {
     struct fd_channel *ch;
@@ -85,8 +79,7 @@ struct tg {
     struct call *calls; /* every call in flight */
     int64_t offset;     /* next getUpdates offset; 0: none yet */
     int64_t poll_started_ms;
-    struct progress prog[MAX_PROGRESS];
-    size_t nprog;
+    struct progress_table prog; /* split sends, across retries */
 };
 
 /* Parsed fields of a Bot API answer.  `doc` owns the strings. */

@@ -240,9 +240,9 @@ static void wa_finish(struct meta *m, struct wsend *s, enum fd_send_status st,
     };
     if (st == FD_SEND_RETRY || st == FD_SEND_NO_DM) {
         if (s->part > 0)
-            meta_progress_note(m, s->action_id, s->part);
+            progress_note(&m->prog, s->action_id, s->part);
     } else {
-        meta_progress_drop(m, s->action_id);
+        progress_drop(&m->prog, s->action_id);
     }
     H->send_done(s->token, &res);
     wsend_free(s);
@@ -341,7 +341,7 @@ static void wa_sent(struct meta *m, void *ctx, const struct fd_http_response *r,
         free(wamid);
         if (s->part + 1 < s->nparts) {
             s->part++;
-            meta_progress_note(m, s->action_id, s->part);
+            progress_note(&m->prog, s->action_id, s->part);
             wa_step(m, s);
             return;
         }
@@ -431,7 +431,7 @@ static int wa_send(struct fd_channel *ch, const struct fd_action *a,
                "action %" PRId64 ": text cut after %d "
                "messages of %d characters",
                a->id, META_MAX_PARTS, WA_MAX_LEN);
-    struct meta_progress *p = meta_progress_find(m, a->id);
+    struct progress *p = progress_find(&m->prog, a->id);
     if (p && p->done < s->nparts)
         s->part = p->done; /* resume after what already went out */
 
