@@ -50,9 +50,12 @@ struct pss {
     struct fd_conn *conn;     /* websocket connections */
     char method[8];
     char path[MAX_PATH];      /* after /hooks/<channel> */
-    char query[MAX_QUERY];
+    char *query;              /* NULL: none */
     struct buf body;
-    char hdrs[MAX_HEADER_CACHE]; /* values handed out by webhook_header */
+    /* Values handed out by webhook_header, MAX_HEADER_CACHE bytes taken on
+     * first use: lws allocates and zeroes the session data per request, so
+     * it stays small. */
+    char *hdrs;
     size_t hdrs_len;
     struct fd_http_reply reply;
     bool reply_ready, close_after, waiting;
@@ -160,7 +163,9 @@ found:
     if (n < 0)
         return NULL;
     /* Values live in the request's own cache until it is answered. */
-    if ((size_t)n + 1 > sizeof p->hdrs - p->hdrs_len)
+    if (!p->hdrs && !(p->hdrs = malloc(MAX_HEADER_CACHE)))
+        return NULL;
+    if ((size_t)n + 1 > MAX_HEADER_CACHE - p->hdrs_len)
         return NULL;
     char *at = p->hdrs + p->hdrs_len;
     memcpy(at, val, (size_t)n + 1);
@@ -187,9 +192,11 @@ static void method_of(struct lws *wsi, char *out, size_t n)
         }
 }
 
-static void read_query(struct lws *wsi, char *out, size_t n)
+/* The query string, or NULL when there is none. */
+static char *read_query(struct lws *wsi)
 {
-    size_t len = 0;
+    char out[MAX_QUERY];
+    size_t len = 0, n = sizeof out;
     out[0] = '\0';
     for (int i = 0;; i++) {
         char frag[1024];
@@ -205,6 +212,19 @@ static void read_query(struct lws *wsi, char *out, size_t n)
         len += (size_t)fl;
         out[len] = '\0';
     }
+    return len ? strdup(out) : NULL;
+}
+
+/* What a request holds on the heap; the session data may be reused. */
+static void request_free(struct pss *p)
+{
+    buf_cleanup(&p->body);
+    buf_cleanup(&p->reply.body);
+    free(p->query);
+    p->query = NULL;
+    free(p->hdrs);
+    p->hdrs = NULL;
+    p->hdrs_len = 0;
 }
 
 /* Resolves a request path to its channel and the rest of the path. */
@@ -286,7 +306,7 @@ static void dispatch(struct pss *p)
     struct fd_http_in in = {
         .method = p->method,
         .path = p->path,
-        .query = p->query,
+        .query = p->query ? p->query : "",
         .body = p->body.data ? p->body.data : "",
         .body_len = p->body.len,
         .remote = p->remote,
@@ -341,12 +361,13 @@ static int write_reply(struct lws *wsi, struct pss *p)
 
 static void begin_request(struct lws *wsi, struct pss *p)
 {
+    request_free(p);
     memset(p, 0, sizeof *p);
     p->wsi = wsi;
     buf_init(&p->body, (size_t)max_body);
     buf_init(&p->reply.body, MAX_REPLY);
     method_of(wsi, p->method, sizeof p->method);
-    read_query(wsi, p->query, sizeof p->query);
+    p->query = read_query(wsi);
 }
 
 static void metrics(struct pss *p)
@@ -452,8 +473,7 @@ int webhook_callback(struct lws *wsi, enum lws_callback_reasons reason,
     case LWS_CALLBACK_CLOSED_HTTP:
         if (p) {
             wait_unlink(p);
-            buf_cleanup(&p->body);
-            buf_cleanup(&p->reply.body);
+            request_free(p);
         }
         return 0;
 
@@ -470,6 +490,7 @@ int webhook_callback(struct lws *wsi, enum lws_callback_reasons reason,
     }
     case LWS_CALLBACK_ESTABLISHED: {
         char uri[MAX_PATH], rest[MAX_PATH];
+        request_free(p);
         memset(p, 0, sizeof *p);
         if (lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI) <= 0)
             return -1;
