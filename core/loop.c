@@ -49,7 +49,7 @@ static struct {
     volatile bool stop;
     int wake_fd;             /* timerfd: ends poll() when a timer is due */
     struct loop_watch *wake;
-    int64_t wake_at;         /* CLOCK_MONOTONIC us it is armed for, or 0 */
+    int64_t wake_at;         /* CLOCK_MONOTONIC us armed for; 0 none, -1 stale */
     bool (*turn[4])(void);
     int nturn;
     struct loop_timer *again; /* turn-end work left over: come back now */

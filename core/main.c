@@ -135,12 +135,22 @@ static void flush_before_request(void)
 }
 static bool batch_open(void) { return router_batch_open(D.router); }
 
+#define WEEK_MS (7LL * 24 * 3600 * 1000)
+
 static void prune(void *ud)
 {
     (void)ud;
+    struct store *st = router_store(D.router);
     /* Platforms retry for hours (Telegram up to a day): keep a week. */
-    store_seen_prune(router_store(D.router),
-                     store_now_ms() - 7LL * 24 * 3600 * 1000);
+    store_seen_prune(st, store_now_ms() - WEEK_MS);
+    /* A DM the platform refused waits for the user to open the private
+     * chat; after a week it is a dead letter, listed for the team. */
+    int n = store_outbox_expire_dms(st, store_now_ms() - WEEK_MS,
+                                    "the user did not open the private chat "
+                                    "within 7 days");
+    if (n > 0)
+        log_warn("outbox", "%d DM(s) waited 7 days for their user to open "
+                 "the private chat: now dead letters (frontdesk outbox)", n);
     loop_timer_schedule(D.prune, 3600 * 1000);
 }
 

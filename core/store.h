@@ -73,6 +73,10 @@ void store_rollback(struct store *s);
 /* 1 when (channel, event_id) is new (and now recorded), 0 when seen before. */
 int store_seen_add(struct store *s, const char *channel, const char *event_id);
 int store_seen_prune(struct store *s, int64_t before_ms);
+/* DMs waiting (OUTBOX_WAITING_DM) since before before_ms become dead
+ * letters with error `why`; returns how many. */
+int store_outbox_expire_dms(struct store *s, int64_t before_ms,
+                            const char *why);
 
 /* The newest case of (channel, user) not closed and updated since
  * `since_ms` (bot cases older than that count as closed): 1 found, 0 none. */

@@ -56,10 +56,20 @@ int main(void)
     count = 0;
     store_outbox_list(s, OUTBOX_PENDING, count_rec, NULL);
     CHECK(count == 0, "waiting DM is not pending");
+    CHECK(store_outbox_expire_dms(s, store_now_ms() - 60000, "expired") == 0,
+          "a DM waiting for a minute does not expire after a week");
     CHECK(store_outbox_wake_dms(s, id) == 1, "waking the case's DMs");
     count = 0;
     store_outbox_list(s, OUTBOX_PENDING, count_rec, NULL);
     CHECK(count == 1, "woken DM is pending again");
+    store_outbox_set(s, r.id, OUTBOX_WAITING_DM, 1, 0, "403");
+    CHECK(store_outbox_expire_dms(s, store_now_ms() + 1, "never opened") == 1,
+          "a DM waiting past the limit expires");
+    count = 0;
+    store_outbox_list(s, OUTBOX_DEAD, count_rec, NULL);
+    CHECK(count == 1, "an expired DM is a dead letter");
+    CHECK(store_outbox_wake_dms(s, id) == 0, "an expired DM is not woken");
+    store_outbox_set(s, r.id, OUTBOX_PENDING, 1, 0, NULL);
 
     store_begin(s);
     struct outbox_rec r2 = {.channel = "ch", .kind = FD_ACTION_REPLY, .text = "x"};
