@@ -98,7 +98,10 @@ static void pending_drop(int i)
     P.v[i] = P.v[--P.n];
 }
 
-/* Arms the timerfd for the earliest pending timer, or disarms it. */
+/* Arms the timerfd for the earliest pending timer.  Armed earlier already
+ * (that timer was cancelled or moved later) is left alone: the early
+ * wake-up re-arms, which costs less than a syscall per re-scheduling (curl
+ * moves its timeout with every request). */
 static void wake_rearm(void)
 {
     if (L.wake_fd < 0)
@@ -107,7 +110,7 @@ static void wake_rearm(void)
     for (int i = 0; i < P.n; i++)
         if (!at || P.v[i].at < at)
             at = P.v[i].at;
-    if (at == L.wake_at)
+    if (!at || (L.wake_at > 0 && L.wake_at <= at))
         return;
     struct itimerspec its = {0};
     its.it_value.tv_sec = at / 1000000;

@@ -215,6 +215,7 @@ static int cmd_run(int argc, char **argv)
     loop_timer_free(D.prune);
     host_unload();
     loop_cleanup();
+    webhook_cleanup();
     rc = 0;
 out:
     host_unload();

@@ -62,7 +62,6 @@ struct pss {
     struct pss *wprev, *wnext; /* answers waiting for the batch's commit */
     struct timespec started;
     struct lws *wsi;
-    char remote[64]; /* peer address, looked up when dispatched */
 };
 
 static long max_body = 1 << 20;
@@ -293,6 +292,48 @@ void webhook_committed(bool ok)
     }
 }
 
+/* Peer addresses by socket, looked up once per connection rather than per
+ * request (lws hands each request fresh session data).  An entry is
+ * cleared when lws accepts a new connection on that descriptor. */
+static struct {
+    char (*v)[64];
+    size_t n;
+} peers;
+
+void webhook_cleanup(void)
+{
+    free(peers.v);
+    peers.v = NULL;
+    peers.n = 0;
+}
+
+static void peer_forget(int fd)
+{
+    if (fd >= 0 && (size_t)fd < peers.n)
+        peers.v[fd][0] = '\0';
+}
+
+static const char *peer_of(struct lws *wsi)
+{
+    static char scratch[64];
+    int fd = (int)lws_get_socket_fd(wsi);
+    if (fd >= 0 && (size_t)fd >= peers.n) {
+        size_t n = peers.n ? peers.n : 256;
+        while (n <= (size_t)fd)
+            n *= 2;
+        char(*v)[64] = realloc(peers.v, n * sizeof *v);
+        if (v) {
+            memset(v + peers.n, 0, (n - peers.n) * sizeof *v);
+            peers.v = v;
+            peers.n = n;
+        }
+    }
+    char *slot = fd >= 0 && (size_t)fd < peers.n ? peers.v[fd] : scratch;
+    if (!slot[0] || slot == scratch)
+        lws_get_peer_simple(wsi, slot, sizeof peers.v[0]);
+    return slot;
+}
+
 static void dispatch(struct pss *p)
 {
     struct fd_channel *ch = p->ch;
@@ -301,15 +342,13 @@ static void dispatch(struct pss *p)
         respond(p);
         return;
     }
-    if (!p->remote[0])
-        lws_get_peer_simple(p->wsi, p->remote, sizeof p->remote);
     struct fd_http_in in = {
         .method = p->method,
         .path = p->path,
         .query = p->query ? p->query : "",
         .body = p->body.data ? p->body.data : "",
         .body_len = p->body.len,
-        .remote = p->remote,
+        .remote = peer_of(p->wsi),
         .priv = p,
     };
     p->reply.status = 200;
@@ -439,6 +478,9 @@ int webhook_callback(struct lws *wsi, enum lws_callback_reasons reason,
 {
     struct pss *p = user;
     switch (reason) {
+    case LWS_CALLBACK_FILTER_NETWORK_CONNECTION:
+        peer_forget((int)(intptr_t)in);
+        return 0;
     case LWS_CALLBACK_HTTP:
         return on_http(wsi, p, in ? (const char *)in : "/");
     case LWS_CALLBACK_HTTP_BODY: {

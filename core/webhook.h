@@ -27,6 +27,8 @@ void webhook_set_batch_probe(bool (*open)(void));
 void webhook_committed(bool ok);
 /* Refuse new requests with 503 (draining). */
 void webhook_set_draining(bool draining);
+/* Frees what the listener kept between requests (after loop_cleanup). */
+void webhook_cleanup(void);
 
 /* Host services (plugin_api.h). */
 void webhook_reply_status(struct fd_http_reply *r, int status);
