@@ -136,6 +136,7 @@ static void flush_before_request(void)
 static bool batch_open(void) { return router_batch_open(D.router); }
 
 #define WEEK_MS (7LL * 24 * 3600 * 1000)
+#define PRUNE_CHUNK 500
 
 static void prune(void *ud)
 {
@@ -151,7 +152,13 @@ static void prune(void *ud)
     if (n > 0)
         log_warn("outbox", "%d DM(s) waited 7 days for their user to open "
                  "the private chat: now dead letters (frontdesk outbox)", n);
-    loop_timer_schedule(D.prune, 3600 * 1000);
+    /* Sent entries are kept a week (for inspection), then deleted, in
+     * chunks of at most ~10 ms of loop time; a backlog continues soon. */
+    int64_t until = store_now_ms() + 10;
+    int chunk = PRUNE_CHUNK;
+    while (chunk == PRUNE_CHUNK && store_now_ms() < until)
+        chunk = store_outbox_prune(st, store_now_ms() - WEEK_MS, PRUNE_CHUNK);
+    loop_timer_schedule(D.prune, chunk == PRUNE_CHUNK ? 1000 : 3600 * 1000);
 }
 
 static int cmd_run(int argc, char **argv)

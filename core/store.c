@@ -25,7 +25,7 @@
 
 enum {
     Q_BEGIN, Q_COMMIT, Q_ROLLBACK,
-    Q_SEEN_ADD, Q_SEEN_PRUNE, Q_OB_EXPIRE_DMS,
+    Q_SEEN_ADD, Q_SEEN_PRUNE, Q_OB_EXPIRE_DMS, Q_OB_PRUNE,
     Q_CASE_FIND, Q_CASE_GET, Q_CASE_NEW, Q_CASE_UPD, Q_CASE_LIST, Q_CASE_LIST_OPEN,
     Q_OB_ADD, Q_OB_SET, Q_OB_LIST, Q_OB_LIST_ALL, Q_OB_GET, Q_OB_WAKE,
     Q_KV_GET, Q_KV_SET, Q_KV_DEL,
@@ -33,7 +33,8 @@ enum {
     Q_COUNT
 };
 
-_Static_assert(OUTBOX_PENDING == 0 && OUTBOX_DEAD == 2 && OUTBOX_WAITING_DM == 3,
+_Static_assert(OUTBOX_PENDING == 0 && OUTBOX_DONE == 1 && OUTBOX_DEAD == 2 &&
+                   OUTBOX_WAITING_DM == 3,
                "the SQL below spells outbox states as numbers");
 
 static const char *const sql[Q_COUNT] = {
@@ -44,6 +45,10 @@ static const char *const sql[Q_COUNT] = {
     [Q_SEEN_PRUNE] = "DELETE FROM seen WHERE at < ?",
     [Q_OB_EXPIRE_DMS] = "UPDATE outbox SET state = 2, error = ?"
                         " WHERE state = 3 AND created < ?",
+    /* The oldest done entries first, through the (state, id) index: each
+     * call does bounded work however large the table. */
+    [Q_OB_PRUNE] = "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox"
+                   " WHERE state = 1 ORDER BY id LIMIT ?) AND created < ?",
     [Q_CASE_FIND] =
         "SELECT id, state, channel, user_id, tag, queue, created, updated, messages"
         " FROM cases WHERE channel = ? AND user_id = ? AND state != 3"
@@ -383,6 +388,18 @@ int store_outbox_expire_dms(struct store *s, int64_t before_ms,
     bind_text(st, 1, why);
     sqlite3_bind_int64(st, 2, before_ms);
     if (exec_q(s, Q_OB_EXPIRE_DMS) < 0)
+        return -1;
+    return sqlite3_changes(s->db);
+}
+
+int store_outbox_prune(struct store *s, int64_t before_ms, int max)
+{
+    if (tx(s) < 0)
+        return -1;
+    sqlite3_stmt *st = s->q[Q_OB_PRUNE];
+    sqlite3_bind_int(st, 1, max);
+    sqlite3_bind_int64(st, 2, before_ms);
+    if (exec_q(s, Q_OB_PRUNE) < 0)
         return -1;
     return sqlite3_changes(s->db);
 }

@@ -77,6 +77,9 @@ int store_seen_prune(struct store *s, int64_t before_ms);
  * letters with error `why`; returns how many. */
 int store_outbox_expire_dms(struct store *s, int64_t before_ms,
                             const char *why);
+/* Deletes up to `max` sent (OUTBOX_DONE) entries created before
+ * before_ms, oldest first; returns how many. */
+int store_outbox_prune(struct store *s, int64_t before_ms, int max);
 
 /* The newest case of (channel, user) not closed and updated since
  * `since_ms` (bot cases older than that count as closed): 1 found, 0 none. */

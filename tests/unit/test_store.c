@@ -71,6 +71,30 @@ int main(void)
     CHECK(store_outbox_wake_dms(s, id) == 0, "an expired DM is not woken");
     store_outbox_set(s, r.id, OUTBOX_PENDING, 1, 0, NULL);
 
+    /* Sent entries are pruned oldest first, in bounded chunks; others stay. */
+    store_begin(s);
+    int64_t ids[5];
+    for (int i = 0; i < 5; i++) {
+        struct outbox_rec d = {.channel = "ch", .kind = FD_ACTION_REPLY, .text = "sent"};
+        store_outbox_add(s, &d);
+        ids[i] = d.id;
+        store_outbox_set(s, d.id, OUTBOX_DONE, 1, 0, NULL);
+    }
+    store_commit(s);
+    CHECK(store_outbox_prune(s, store_now_ms() - 60000, 100) == 0,
+          "sent entries younger than the limit are kept");
+    CHECK(store_outbox_prune(s, store_now_ms() + 1, 2) == 2, "pruning stops at the chunk size");
+    struct outbox_rec got = {0};
+    int first = store_outbox_get(s, ids[0], &got);
+    outbox_rec_clear(&got);
+    int third = store_outbox_get(s, ids[2], &got);
+    outbox_rec_clear(&got);
+    CHECK(first == 0 && third == 1, "the oldest go first");
+    CHECK(store_outbox_prune(s, store_now_ms() + 1, 100) == 3, "the rest of the sent entries go");
+    count = 0;
+    store_outbox_list(s, OUTBOX_PENDING, count_rec, NULL);
+    CHECK(count == 1, "a pending entry is never pruned");
+
     store_begin(s);
     struct outbox_rec r2 = {.channel = "ch", .kind = FD_ACTION_REPLY, .text = "x"};
     store_outbox_add(s, &r2);
