@@ -139,10 +139,13 @@ FUZZ_CORE    := core/config.c core/log.c core/text.c core/faq.c core/script.c co
 FUZZ_TARGETS := config text script $(PLUGINS:%=plugin_%)
 FUZZ_BIN     := $(FUZZ_TARGETS:%=$(FUZZ_DIR)/fuzz_%)
 
-$(FUZZ_DIR)/fuzz_plugin_%: tests/fuzz/fuzz_plugin.c $$(wildcard plugins/$$*/*.c plugins/$$*/*.h plugins/*.h) core/plugin_api.h
+# A gateway plugin's target replays tests/fuzz/prelude/<plugin>/ (start-up and
+# handshake) before every input, so the inputs reach its event parser.
+$(FUZZ_DIR)/fuzz_plugin_%: tests/fuzz/fuzz_plugin.c $$(wildcard plugins/$$*/*.c plugins/$$*/*.h plugins/*.h tests/fuzz/prelude/$$*/*) core/plugin_api.h
 	@mkdir -p $(@D)
-	$(FUZZ_CC) $(FUZZ_FLAGS) -Iplugins/$* -Iplugins -o $@ tests/fuzz/fuzz_plugin.c \
-	    $(wildcard plugins/$*/*.c) $(PKG_LIBS) -lm
+	$(FUZZ_CC) $(FUZZ_FLAGS) -Iplugins/$* -Iplugins \
+	    $(if $(wildcard tests/fuzz/prelude/$*),-DFUZZ_PRELUDE='"tests/fuzz/prelude/$*"') \
+	    -o $@ tests/fuzz/fuzz_plugin.c $(wildcard plugins/$*/*.c) $(PKG_LIBS) -lm
 
 $(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_CORE) $(wildcard core/*.h)
 	@mkdir -p $(@D)

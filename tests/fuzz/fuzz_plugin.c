@@ -8,7 +8,15 @@
  * The first input byte picks the path: a webhook POST, a webhook GET with the
  * input as query, a websocket message on the plugin's connection, or the
  * answer (status from the second byte, the rest as body) to every HTTP call
- * the plugin has made so far, after which its due timers fire.
+ * the plugin has made so far, after which its due timers fire (or, for a
+ * first byte of 4 mod 5, do not).
+ *
+ * Gateway plugins (Discord, Mattermost) parse events only once connected
+ * and identified.  For them the build names a prelude folder
+ * (tests/fuzz/prelude/<plugin>/): every input then runs on a freshly started
+ * plugin that first replays those inputs in name order (the start-up
+ * answers and the handshake), and is stopped afterwards the way the host
+ * stops a channel.
  */
 #include <stdarg.h>
 #include <stdint.h>
@@ -16,6 +24,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#ifdef FUZZ_PRELUDE
+#include <dirent.h>
+#endif
 
 #include "plugin_api.h"
 
@@ -47,6 +58,8 @@ static void h_log(struct fd_channel *ch, enum fd_log_level l, const char *fmt, .
     vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
     sink += strlen(line);
+    if (getenv("FUZZ_LOG")) /* for checking what a target reaches */
+        fprintf(stderr, "plugin: %s\n", line);
 }
 
 static const char *h_conf(struct fd_channel *ch, const char *key)
@@ -111,6 +124,7 @@ struct fd_timer {
 };
 static struct fd_http_call calls[PENDING];
 static struct fd_timer timers[PENDING];
+static bool connected, stopping; /* the plugin's connection; a stop under way */
 
 static struct fd_http_call *h_http(struct fd_channel *ch,
                                    const struct fd_http_request *req,
@@ -139,6 +153,8 @@ static void h_http_cancel(struct fd_http_call *c)
 static struct fd_timer *h_timer_add(struct fd_channel *ch, int ms, fd_timer_fn fn, void *ud)
 {
     (void)ch, (void)ms;
+    if (stopping)
+        return NULL;
     for (int i = 0; i < PENDING; i++)
         if (!timers[i].used) {
             timers[i] = (struct fd_timer){fn, ud, true};
@@ -153,9 +169,10 @@ static void h_timer_cancel(struct fd_timer *t)
         t->used = false;
 }
 
-/* Answers every pending call with status/body, then fires the timers that
- * were due (one round: what they schedule waits for the next input). */
-static void answer_all(int status, const char *body, size_t len)
+/* Answers every pending call with status/body, then (with fire) fires the
+ * timers that were due (one round: what they schedule waits for the next
+ * input). */
+static void answer_all(int status, const char *body, size_t len, bool fire)
 {
     struct fd_http_call now[PENDING];
     memcpy(now, calls, sizeof now);
@@ -168,6 +185,8 @@ static void answer_all(int status, const char *body, size_t len)
                                      .body_len = len, .retry_after_s = -1};
         now[i].done(now[i].ud, &r);
     }
+    if (!fire)
+        return;
     struct fd_timer due[PENDING];
     memcpy(due, timers, sizeof due);
     for (int i = 0; i < PENDING; i++)
@@ -182,6 +201,9 @@ static struct fd_conn *h_ws_connect(struct fd_channel *ch, const char *url,
                                     const char *const *h, const char *p)
 {
     (void)ch, (void)url, (void)h, (void)p;
+    if (stopping)
+        return NULL;
+    connected = true;
     return &conn;
 }
 static int h_ws_send(struct fd_conn *c, const char *d, size_t n)
@@ -271,40 +293,31 @@ static const struct fd_host host = {
 
 static bool started, running;
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+/* One input on the running plugin. */
+static void feed(const uint8_t *data, size_t size)
 {
-    if (!started) {
-        snprintf(now_s, sizeof now_s, "%ld", (long)time(NULL));
-        if (frontdesk_plugin.init && frontdesk_plugin.init(&host) < 0)
-            abort();
-        if (frontdesk_plugin.check) {
-            char err[256];
-            frontdesk_plugin.check(&chan, err, sizeof err);
-        }
-        started = true;
-        /* Like the host, never route to a channel whose start failed. */
-        running = frontdesk_plugin.start(&chan) >= 0;
-    }
     if (!running || size < 1)
-        return 0;
+        return;
     char *buf = malloc(size);
     if (!buf)
-        return 0;
+        return;
     memcpy(buf, data + 1, size - 1);
     buf[size - 1] = '\0';
     struct fd_http_reply reply = {200};
-    switch (data[0] % 4) {
-    case 3: {
+    switch (data[0] % 5) {
+    case 3: /* an answer to every pending call, then the due timers */
+    case 4: /* the same without timers (a start-up step, a deadline kept) */ {
         static const int statuses[] = {200, 200, 200, 400, 401, 403, 404, 429, 500, 0};
         int st = statuses[(size > 1 ? (unsigned char)data[1] : 0) % 10];
-        answer_all(st, size > 1 ? buf + 1 : buf, size > 1 ? size - 2 : 0);
+        answer_all(st, size > 1 ? buf + 1 : buf, size > 1 ? size - 2 : 0,
+                   data[0] % 5 == 3);
         break;
     }
     case 0:
     case 1: {
         struct fd_http_in req = {
-            .method = data[0] % 4 ? "GET" : "POST", .path = "",
-            .query = data[0] % 4 ? buf : "", .body = buf,
+            .method = data[0] % 5 ? "GET" : "POST", .path = "",
+            .query = data[0] % 5 ? buf : "", .body = buf,
             .body_len = size - 1, .remote = "127.0.0.1",
         };
         if (frontdesk_plugin.webhook)
@@ -322,5 +335,88 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         break;
     }
     free(buf);
+}
+
+#ifdef FUZZ_PRELUDE
+struct prelude_input {
+    uint8_t *data;
+    size_t len;
+};
+static struct prelude_input prelude[16];
+static int nprelude;
+
+static int is_input(const struct dirent *e) { return e->d_name[0] != '.'; }
+
+static void prelude_load(void)
+{
+    struct dirent **names;
+    int n = scandir(FUZZ_PRELUDE, &names, is_input, alphasort);
+    for (int i = 0; i < n; i++) {
+        char path[512];
+        snprintf(path, sizeof path, "%s/%s", FUZZ_PRELUDE, names[i]->d_name);
+        FILE *f = fopen(path, "rb");
+        if (f && nprelude < 16) {
+            uint8_t *d = malloc(65536);
+            size_t len = d ? fread(d, 1, 65536, f) : 0;
+            if (d && len)
+                prelude[nprelude++] = (struct prelude_input){d, len};
+            else
+                free(d);
+        }
+        if (f)
+            fclose(f);
+        free(names[i]);
+    }
+    free(names);
+    if (nprelude == 0) {
+        fprintf(stderr, "fuzz: no prelude inputs in %s\n", FUZZ_PRELUDE);
+        abort();
+    }
+}
+
+/* As the host stops a channel: calls cancelled, sockets closed, timers
+ * dropped, then the plugin's stop. */
+static void stop_plugin(void)
+{
+    stopping = true;
+    for (int i = 0; i < PENDING; i++)
+        h_http_cancel(&calls[i]);
+    if (connected && frontdesk_plugin.ws_event)
+        frontdesk_plugin.ws_event(&chan, &conn, FD_WS_CLOSED, "stopped", 7);
+    memset(timers, 0, sizeof timers);
+    if (running)
+        frontdesk_plugin.stop(&chan);
+    running = connected = stopping = false;
+    conn = (struct fd_conn){0};
+}
+#endif
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (!started) {
+        snprintf(now_s, sizeof now_s, "%ld", (long)time(NULL));
+        if (frontdesk_plugin.init && frontdesk_plugin.init(&host) < 0)
+            abort();
+        if (frontdesk_plugin.check) {
+            char err[256];
+            frontdesk_plugin.check(&chan, err, sizeof err);
+        }
+        started = true;
+#ifdef FUZZ_PRELUDE
+        prelude_load();
+#else
+        /* Like the host, never route to a channel whose start failed. */
+        running = frontdesk_plugin.start(&chan) >= 0;
+#endif
+    }
+#ifdef FUZZ_PRELUDE
+    running = frontdesk_plugin.start(&chan) >= 0;
+    for (int i = 0; i < nprelude; i++)
+        feed(prelude[i].data, prelude[i].len);
+    feed(data, size);
+    stop_plugin();
+#else
+    feed(data, size);
+#endif
     return 0;
 }
