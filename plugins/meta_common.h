@@ -423,6 +423,25 @@ META_FN cJSON *meta_parse(struct meta *m, const struct fd_http_in *req,
     return doc;
 }
 
+/* A webhook delivery, gated (verification GET, signature) and parsed: the
+ * document, with the channel's state in *out, or NULL after answering
+ * (503 while the channel is not started yet). */
+META_FN cJSON *meta_delivery(struct fd_channel *ch, const struct fd_http_in *req,
+                             struct fd_http_reply *reply, const char *object,
+                             struct meta **out)
+{
+    struct meta *m = H->get_data(ch);
+    if (!m) {
+        meta_answer(reply, 503, "application/json", "{\"error\":\"starting\"}");
+        return NULL;
+    }
+    if (!meta_gate(m, req, reply))
+        return NULL;
+    cJSON *doc = meta_parse(m, req, reply, object);
+    *out = m;
+    return doc;
+}
+
 /* The channel an entry is for: this one, or another started channel of
  * the plugin with that id and the same app (same secret, which signed the
  * delivery).  NULL (logged) when none is. */

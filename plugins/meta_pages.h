@@ -49,6 +49,9 @@ struct pages_flavor {
     int dm_unit;
     bool messages_by_self; /* POST /<self_id>/messages, else /me/messages */
     const char *dm_name;   /* "Messenger" | "Instagram Direct" */
+    const char *object;    /* the webhook's "object": "page" | "instagram" */
+    const char *owner;     /* who an entry belongs to, for log lines */
+    void (*change)(struct meta *m, const cJSON *c); /* one entry change */
 };
 
 /* Set by the plugin before anything runs. */
@@ -608,6 +611,31 @@ static int pages_start(struct fd_channel *ch, const char *id_key,
     }
     meta_begin(m, fields);
     return FD_OK;
+}
+
+/* A webhook delivery: each entry goes to the channel of its Page or
+ * account; its messaging events and its changes are handed on (`standby`
+ * entries, threads another app owns, are left alone). */
+static void pages_webhook(struct fd_channel *ch, const struct fd_http_in *req,
+                          struct fd_http_reply *reply)
+{
+    struct meta *m;
+    cJSON *doc = meta_delivery(ch, req, reply, PF->object, &m);
+    if (!doc)
+        return;
+    const cJSON *entry, *ev;
+    cJSON_ArrayForEach(entry, mj_arr(doc, "entry"))
+    {
+        struct meta *t = meta_route(m, mj_str(entry, "id"), PF->owner);
+        if (!t)
+            continue;
+        cJSON_ArrayForEach(ev, mj_arr(entry, "messaging"))
+            pages_messaging(t, ev);
+        cJSON_ArrayForEach(ev, mj_arr(entry, "changes")) PF->change(t, ev);
+    }
+    cJSON_Delete(doc);
+    /* A delivery the core could not record becomes 503 in the host. */
+    meta_answer(reply, 200, "application/json", "{\"ok\":true}");
 }
 
 #endif

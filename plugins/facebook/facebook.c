@@ -23,6 +23,8 @@
  */
 #include "meta_pages.h"
 
+static void fb_change(struct meta *m, const cJSON *c);
+
 static const struct pages_flavor fb_flavor = {
     .reply_edge = "comments",
     .hide_field = "is_hidden",
@@ -32,6 +34,9 @@ static const struct pages_flavor fb_flavor = {
     .dm_unit = FD_TEXT_CHARS,
     .messages_by_self = true,
     .dm_name = "Messenger",
+    .object = "page",
+    .owner = "Page",
+    .change = fb_change,
 };
 
 /* One `feed` change: a comment added or edited reaches the script. */
@@ -95,35 +100,6 @@ static void fb_change(struct meta *m, const cJSON *c)
     pages_deliver_comment(m, &pc);
 }
 
-static void fb_webhook(struct fd_channel *ch, const struct fd_http_in *req,
-                       struct fd_http_reply *reply)
-{
-    struct meta *m = H->get_data(ch);
-    if (!m) {
-        meta_answer(reply, 503, "application/json", "{\"error\":\"starting\"}");
-        return;
-    }
-    if (!meta_gate(m, req, reply))
-        return;
-    cJSON *doc = meta_parse(m, req, reply, "page");
-    if (!doc)
-        return;
-    const cJSON *entry, *ev;
-    cJSON_ArrayForEach(entry, mj_arr(doc, "entry"))
-    {
-        struct meta *t = meta_route(m, mj_str(entry, "id"), "Page");
-        if (!t)
-            continue;
-        cJSON_ArrayForEach(ev, mj_arr(entry, "messaging"))
-            pages_messaging(t, ev);
-        cJSON_ArrayForEach(ev, mj_arr(entry, "changes")) fb_change(t, ev);
-        /* `standby`: another app (a human inbox) owns the thread. */
-    }
-    cJSON_Delete(doc);
-    /* A delivery the core could not record becomes 503 in the host. */
-    meta_answer(reply, 200, "application/json", "{\"ok\":true}");
-}
-
 static int fb_check(struct fd_channel *ch, char *err, size_t len)
 {
     return pages_check(ch, "page_id", err, len);
@@ -132,11 +108,6 @@ static int fb_check(struct fd_channel *ch, char *err, size_t len)
 static int fb_start(struct fd_channel *ch)
 {
     return pages_start(ch, "page_id", "id,name");
-}
-
-static void fb_stop(struct fd_channel *ch)
-{
-    meta_end(ch);
 }
 
 static int fb_init(const struct fd_host *host)
@@ -169,8 +140,8 @@ FD_EXPORT const struct fd_plugin frontdesk_plugin = {
     .init = fb_init,
     .check = fb_check,
     .start = fb_start,
-    .stop = fb_stop,
-    .webhook = fb_webhook,
+    .stop = meta_end,
+    .webhook = pages_webhook,
     .send = pages_send,
     /* The Send API takes 300 text messages/s per Page; comments count
      * against the Page's hourly limits, which a support bot stays far

@@ -21,6 +21,8 @@
  */
 #include "meta_pages.h"
 
+static void ig_change(struct meta *m, const cJSON *c);
+
 static const struct pages_flavor ig_flavor = {
     .reply_edge = "replies",
     .hide_field = "hide",
@@ -30,6 +32,9 @@ static const struct pages_flavor ig_flavor = {
     .dm_unit = FD_TEXT_BYTES,
     .messages_by_self = false,
     .dm_name = "Instagram",
+    .object = "instagram",
+    .owner = "Instagram account",
+    .change = ig_change,
 };
 
 /* One `comments` change: a new comment reaches the script. */
@@ -79,35 +84,6 @@ static void ig_change(struct meta *m, const cJSON *c)
     free(handle);
 }
 
-static void ig_webhook(struct fd_channel *ch, const struct fd_http_in *req,
-                       struct fd_http_reply *reply)
-{
-    struct meta *m = H->get_data(ch);
-    if (!m) {
-        meta_answer(reply, 503, "application/json", "{\"error\":\"starting\"}");
-        return;
-    }
-    if (!meta_gate(m, req, reply))
-        return;
-    cJSON *doc = meta_parse(m, req, reply, "instagram");
-    if (!doc)
-        return;
-    const cJSON *entry, *ev;
-    cJSON_ArrayForEach(entry, mj_arr(doc, "entry"))
-    {
-        struct meta *t =
-            meta_route(m, mj_str(entry, "id"), "Instagram account");
-        if (!t)
-            continue;
-        cJSON_ArrayForEach(ev, mj_arr(entry, "messaging"))
-            pages_messaging(t, ev);
-        cJSON_ArrayForEach(ev, mj_arr(entry, "changes")) ig_change(t, ev);
-    }
-    cJSON_Delete(doc);
-    /* A delivery the core could not record becomes 503 in the host. */
-    meta_answer(reply, 200, "application/json", "{\"ok\":true}");
-}
-
 static int ig_check(struct fd_channel *ch, char *err, size_t len)
 {
     return pages_check(ch, "account_id", err, len);
@@ -116,11 +92,6 @@ static int ig_check(struct fd_channel *ch, char *err, size_t len)
 static int ig_start(struct fd_channel *ch)
 {
     return pages_start(ch, "account_id", "id,username");
-}
-
-static void ig_stop(struct fd_channel *ch)
-{
-    meta_end(ch);
 }
 
 static int ig_init(const struct fd_host *host)
@@ -155,8 +126,8 @@ FD_EXPORT const struct fd_plugin frontdesk_plugin = {
     .init = ig_init,
     .check = ig_check,
     .start = ig_start,
-    .stop = ig_stop,
-    .webhook = ig_webhook,
+    .stop = meta_end,
+    .webhook = pages_webhook,
     .send = pages_send,
     /* Private replies: 750 an hour per account; the Send API takes far
      * more.  Throttling shows as Graph errors, retried with backoff. */

@@ -198,14 +198,8 @@ static void wa_change(struct meta *m, const cJSON *c)
 static void wa_webhook(struct fd_channel *ch, const struct fd_http_in *req,
                        struct fd_http_reply *reply)
 {
-    struct meta *m = H->get_data(ch);
-    if (!m) {
-        meta_answer(reply, 503, "application/json", "{\"error\":\"starting\"}");
-        return;
-    }
-    if (!meta_gate(m, req, reply))
-        return;
-    cJSON *doc = meta_parse(m, req, reply, "whatsapp_business_account");
+    struct meta *m;
+    cJSON *doc = meta_delivery(ch, req, reply, "whatsapp_business_account", &m);
     if (!doc)
         return;
     const cJSON *entry, *c;
