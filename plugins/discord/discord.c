@@ -112,7 +112,8 @@ int64_t dsc_hold_until(struct dsc *d, const char *route)
 
 void dsc_hold_set(struct dsc *d, const char *route, bool global, int ms)
 {
-    int64_t until = dsc_now_ms() + ms;
+    /* +1: the clock reads whole milliseconds; never release a hold early. */
+    int64_t until = dsc_now_ms() + ms + 1;
     if (global) {
         if (until > d->global_until)
             d->global_until = until;

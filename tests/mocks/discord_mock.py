@@ -588,8 +588,10 @@ class DiscordMock:
                     rule[1] -= 1
                     ra, glob = rule[2], rule[3]
                     key = "*" if glob else re.escape(p)
+                    # `since` is the latest 429: requests that arrive within
+                    # GRACE of it were sent before the client could know.
                     old = self.holds.get(key, (now, 0))
-                    self.holds[key] = (now if old[1] < now else old[0], max(old[1], now + ra))
+                    self.holds[key] = (now, max(old[1], now + ra))
                     rec["retry_after"] = ra
                     rec["global"] = glob
                     hdrs = {"Retry-After": str(int(math.ceil(ra))),
