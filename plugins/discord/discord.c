@@ -137,17 +137,6 @@ void dsc_hold_set(struct dsc *d, const char *route, bool global, int ms)
 
 /* ---- REST calls ---------------------------------------------------------- */
 
-static void call_unlink(struct dsc *d, struct call *c)
-{
-    if (c->prev)
-        c->prev->next = c->next;
-    else if (d->calls == c)
-        d->calls = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
-    c->prev = c->next = NULL;
-}
-
 static void call_free(struct call *c)
 {
     if (c) {
@@ -160,10 +149,8 @@ static void on_http_done(void *ud, const struct fd_http_response *r)
 {
     struct call *c = ud;
     struct dsc *d = c->d;
-    if (d)
-        call_unlink(d, c);
-    if (!d || r->cancelled) {
-        call_free(c); /* the channel stopped: nothing to report */
+    if (r->cancelled) {
+        call_free(c); /* the channel stops: nothing to report */
         return;
     }
     if (c->kind == CALL_SEND)
@@ -191,16 +178,9 @@ int dsc_rest(struct dsc *d, struct call *c, const char *method,
         .timeout_ms = API_HTTP_MS,
     };
     c->d = d;
-    c->http = H->http(d->ch, &req, on_http_done, c);
+    struct fd_http_call *http = H->http(d->ch, &req, on_http_done, c);
     free(url);
-    if (!c->http)
-        return -1;
-    c->prev = NULL;
-    c->next = d->calls;
-    if (c->next)
-        c->next->prev = c;
-    d->calls = c;
-    return 0;
+    return http ? 0 : -1;
 }
 
 void dsc_answer_parse(const struct fd_http_response *r, struct answer *a)
@@ -334,14 +314,8 @@ static void dsc_stop(struct fd_channel *ch)
     struct dsc *d = H->get_data(ch);
     if (!d)
         return;
-    /* The host cancelled the calls already; detach any left, so a late
-     * done callback only frees its context. */
-    while (d->calls) {
-        struct call *c = d->calls;
-        call_unlink(d, c);
-        c->d = NULL;
-        H->http_cancel(c->http);
-    }
+    /* The host cancelled this channel's calls already (their callbacks
+     * freed their contexts). */
     dsc_deferred_free(d); /* their outbox entries stay pending */
     H->set_data(ch, NULL);
     dsc_free(d);

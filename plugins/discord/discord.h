@@ -70,9 +70,7 @@ struct dsend;
 
 /* One HTTP call in flight; freed after its done callback. */
 struct call {
-    struct dsc *d; /* NULL once the channel stopped */
-    struct call *prev, *next;
-    struct fd_http_call *http;
+    struct dsc *d;
     enum call_kind kind;
     struct dsend *s; /* CALL_SEND: owned */
 };
@@ -117,7 +115,6 @@ struct dsc {
     char *api;   /* api_url without a trailing '/' */
     char *token; /* for Identify/Resume: never logged */
     char *auth;  /* "Authorization: Bot <token>": never logged */
-    struct call *calls;
 
     /* REST rate limits learnt from 429 answers (the host gives plugins no
      * response headers, so X-RateLimit-* cannot be followed ahead). */
@@ -166,8 +163,8 @@ int dsc_random(int n);
 int dsc_utf8_prefix(const char *s, size_t max);
 
 /* discord.c: REST.  Issues `method path` (body: JSON, borrowed) with c as
- * the done context.  0 when in flight (c is listed and freed after its
- * done callback), -1 when it could not start (the caller still owns c). */
+ * the done context.  0 when in flight (c is freed after its done
+ * callback), -1 when it could not start (the caller still owns c). */
 int dsc_rest(struct dsc *d, struct call *c, const char *method,
              const char *path, const char *body);
 /* Fills *a from a response; free a->doc with cJSON_Delete. */

@@ -98,17 +98,6 @@ int64_t dc_now_ms(void)
 
 /* ---- calls ------------------------------------------------------------- */
 
-static void call_unlink(struct dc *d, struct call *c)
-{
-    if (c->prev)
-        c->prev->next = c->next;
-    else if (d->calls == c)
-        d->calls = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
-    c->prev = c->next = NULL;
-}
-
 static void on_http_done(void *ud, const struct fd_http_response *r);
 
 int dc_api_call(struct dc *d, struct call *c, const char *method,
@@ -128,16 +117,9 @@ int dc_api_call(struct dc *d, struct call *c, const char *method,
         .timeout_ms = API_HTTP_MS,
     };
     c->dc = d;
-    c->http = H->http(d->ch, &req, on_http_done, c);
+    struct fd_http_call *http = H->http(d->ch, &req, on_http_done, c);
     free(url);
-    if (!c->http)
-        return -1;
-    c->prev = NULL;
-    c->next = d->calls;
-    if (c->next)
-        c->next->prev = c;
-    d->calls = c;
-    return 0;
+    return http ? 0 : -1;
 }
 
 void dc_describe(char *out, size_t len, const struct fd_http_response *r,
@@ -269,10 +251,8 @@ static void on_http_done(void *ud, const struct fd_http_response *r)
 {
     struct call *c = ud;
     struct dc *d = c->dc;
-    if (d)
-        call_unlink(d, c);
-    if (!d || r->cancelled) {
-        call_free(c); /* the channel stopped: nothing to report */
+    if (r->cancelled) {
+        call_free(c); /* the channel stops: nothing to report */
         return;
     }
     switch (c->kind) {
@@ -475,12 +455,8 @@ static void dc_stop(struct fd_channel *ch)
         return;
     /* Detach first, so each done callback (run now or later) only frees
      * its context. */
-    while (d->calls) {
-        struct call *c = d->calls;
-        call_unlink(d, c);
-        c->dc = NULL;
-        H->http_cancel(c->http);
-    }
+    /* The host cancelled this channel's calls already (their callbacks
+     * freed their contexts). */
     H->set_data(ch, NULL);
     dc_free(d);
 }

@@ -52,9 +52,7 @@ struct dc;
 
 /* One HTTP call in flight; freed after its done callback. */
 struct call {
-    struct dc *dc; /* NULL once the channel stopped */
-    struct call *prev, *next;
-    struct fd_http_call *http;
+    struct dc *dc;
     enum dc_call_kind kind;
     void *ctx; /* CALL_SEND: struct dsend (owned); CALL_LOOKUP: struct lookup */
 };
@@ -115,7 +113,6 @@ struct dc {
     size_t max_len;    /* characters per post */
     int64_t bot_id;    /* 0 until /session/current.json answered */
     int me_failures;
-    struct call *calls;
     struct lookup *lookups;
     size_t nlookups;
     struct progress_table prog; /* split sends, across retries */
@@ -138,8 +135,8 @@ int64_t dc_now_ms(void);
 
 /* discourse.c: issues a request to api + path (body JSON or NULL; copied)
  * with c as the done context.  Returns 0 when the call is in flight (c is
- * then listed in d->calls and freed after its done callback), -1 when it
- * could not start (the caller still owns c and c->ctx). */
+ * then freed after its done callback), -1 when it could not start (the
+ * caller still owns c and c->ctx). */
 int dc_api_call(struct dc *d, struct call *c, const char *method,
                 const char *path, const char *body);
 /* "HTTP 422: <first error>" or "no answer (...)": never a URL or key. */

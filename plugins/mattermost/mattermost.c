@@ -101,17 +101,6 @@ struct call *mm_call_new(enum call_kind kind)
     return c;
 }
 
-static void call_unlink(struct mm *t, struct call *c)
-{
-    if (c->prev)
-        c->prev->next = c->next;
-    else if (t->calls == c)
-        t->calls = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
-    c->prev = c->next = NULL;
-}
-
 static void call_free(struct call *c)
 {
     if (c) {
@@ -140,16 +129,9 @@ int mm_api_call(struct mm *t, struct call *c, const char *method,
         .timeout_ms = API_HTTP_MS,
     };
     c->mm = t;
-    c->http = H->http(t->ch, &req, on_http_done, c);
+    struct fd_http_call *http = H->http(t->ch, &req, on_http_done, c);
     free(url);
-    if (!c->http)
-        return -1;
-    c->next = t->calls;
-    if (c->next)
-        c->next->prev = c;
-    c->prev = NULL;
-    t->calls = c;
-    return 0;
+    return http ? 0 : -1;
 }
 
 const char *mm_error_text(const struct fd_http_response *r, cJSON **doc)
@@ -185,10 +167,8 @@ static void on_http_done(void *ud, const struct fd_http_response *r)
 {
     struct call *c = ud;
     struct mm *t = c->mm;
-    if (t)
-        call_unlink(t, c);
-    if (!t || r->cancelled) {
-        call_free(c); /* the channel stopped: nothing to report */
+    if (r->cancelled) {
+        call_free(c); /* the channel stops: nothing to report */
         return;
     }
     switch (c->kind) {
@@ -447,14 +427,8 @@ static void mm_stop(struct fd_channel *ch)
     struct mm *t = H->get_data(ch);
     if (!t)
         return;
-    /* The host cancelled our calls and dropped our timers before this;
-     * detach whatever is left so each done callback only frees. */
-    while (t->calls) {
-        struct call *c = t->calls;
-        call_unlink(t, c);
-        c->mm = NULL;
-        H->http_cancel(c->http);
-    }
+    /* The host cancelled our calls (their callbacks freed their contexts)
+     * and dropped our timers before this. */
     mm_ws_stop(t);
     H->set_data(ch, NULL);
     mm_free(t);

@@ -68,9 +68,7 @@ struct msend;
 
 /* One HTTP call in flight; owned by its done callback once issued. */
 struct call {
-    struct mm *mm; /* NULL once the channel stopped */
-    struct call *prev, *next;
-    struct fd_http_call *http;
+    struct mm *mm;
     enum call_kind kind;
     unsigned gen;    /* catch-up calls: the run they belong to */
     struct msend *s; /* CALL_SEND: owned */
@@ -131,7 +129,6 @@ struct mm {
     int max_runes;
     enum mm_phase phase;
     int ctl_failures;
-    struct call *calls;
     uint64_t tick; /* LRU clock of the caches */
 
     /* websocket (socket.c) */
@@ -185,8 +182,8 @@ int mm_utf8_prefix(const char *s, size_t max); /* log excerpts */
 
 /* mattermost.c: a REST call to api + path (path starts with '/'), body
  * JSON or NULL (copied), c as the done context.  0 when in flight (c is
- * then listed in t->calls and freed after its done callback), -1 when it
- * could not start (the caller still owns c). */
+ * then freed after its done callback), -1 when it could not start (the
+ * caller still owns c). */
 int mm_api_call(struct mm *t, struct call *c, const char *method,
                 const char *path, const char *body);
 struct call *mm_call_new(enum call_kind kind);

@@ -69,17 +69,6 @@ int64_t sk_now_ms(void)
 /* ---- calls ------------------------------------------------------------------
  */
 
-static void call_unlink(struct sk *sk, struct call *c)
-{
-    if (c->prev)
-        c->prev->next = c->next;
-    else if (sk->calls == c)
-        sk->calls = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
-    c->prev = c->next = NULL;
-}
-
 static void call_free(struct call *c)
 {
     if (c) {
@@ -117,17 +106,10 @@ int sk_api_call(struct sk *sk, struct call *c, const char *method, char *body,
         .timeout_ms = API_HTTP_MS,
     };
     c->sk = sk;
-    c->http = H->http(sk->ch, &req, on_http_done, c);
+    struct fd_http_call *http = H->http(sk->ch, &req, on_http_done, c);
     free(url);
     free(body);
-    if (!c->http)
-        return -1;
-    c->prev = NULL;
-    c->next = sk->calls;
-    if (c->next)
-        c->next->prev = c;
-    sk->calls = c;
-    return 0;
+    return http ? 0 : -1;
 }
 
 /* Errors Slack answers with HTTP 200 that say "try again later". */
@@ -273,10 +255,8 @@ static void on_http_done(void *ud, const struct fd_http_response *r)
 {
     struct call *c = ud;
     struct sk *sk = c->sk;
-    if (sk)
-        call_unlink(sk, c);
-    if (!sk || r->cancelled) {
-        call_free(c); /* the channel stopped: nothing to report */
+    if (r->cancelled) {
+        call_free(c); /* the channel stops: nothing to report */
         return;
     }
     switch (c->kind) {
@@ -434,15 +414,8 @@ static void sk_stop(struct fd_channel *ch)
     struct sk *sk = H->get_data(ch);
     if (!sk)
         return;
-    /* The host cancelled our calls and dropped our timers and websockets
-     * before calling stop; whatever is still listed is detached here so a
-     * late done callback only frees its context. */
-    while (sk->calls) {
-        struct call *c = sk->calls;
-        call_unlink(sk, c);
-        c->sk = NULL;
-        H->http_cancel(c->http);
-    }
+    /* The host cancelled our calls (their callbacks freed their contexts)
+     * and dropped our timers and websockets before calling stop. */
     sk_sock_stop(sk);
     H->set_data(ch, NULL);
     sk_free(sk);

@@ -52,9 +52,7 @@ struct ssend;
 
 /* One Web API call in flight; owned by its done callback once issued. */
 struct call {
-    struct sk *sk; /* NULL once the channel stopped */
-    struct call *prev, *next;
-    struct fd_http_call *http;
+    struct sk *sk;
     enum sk_call_kind kind;
     struct ssend *s; /* CALL_SEND / CALL_DMOPEN: owned */
 };
@@ -93,7 +91,6 @@ struct sk {
     enum sk_phase phase;
     int failures; /* auth.test failures in a row */
     struct fd_timer *ctl_timer;
-    struct call *calls;    /* every call in flight */
     char bot_user[ID_MAX]; /* auth.test user_id: the bot's own user */
     char bot_id[ID_MAX];   /* auth.test bot_id */
     char team_id[ID_MAX];
@@ -132,9 +129,8 @@ int64_t sk_now_ms(void);
 
 /* slack.c: POSTs to `method` with c as the done context.  `body` (JSON,
  * or NULL for an empty form POST) is freed here.  app: use the app-level
- * token.  Returns 0 when the call is in flight (c is then listed in
- * sk->calls and freed after its done callback), -1 when it could not start
- * (the caller still owns c). */
+ * token.  Returns 0 when the call is in flight (c is then freed after
+ * its done callback), -1 when it could not start (the caller still owns c). */
 int sk_api_call(struct sk *sk, struct call *c, const char *method, char *body,
                 bool app);
 void sk_answer_parse(const struct fd_http_response *r, struct answer *a);

@@ -76,17 +76,6 @@ bool tg_in_set(const char *s, const char *set, size_t min, size_t max)
 
 /* ---- calls --------------------------------------------------------------- */
 
-static void call_unlink(struct tg *t, struct call *c)
-{
-    if (c->prev)
-        c->prev->next = c->next;
-    else if (t->calls == c)
-        t->calls = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
-    c->prev = c->next = NULL;
-}
-
 static void call_free(struct call *c)
 {
     if (c) {
@@ -116,17 +105,10 @@ int tg_api_call(struct tg *t, struct call *c, const char *method, char *body,
         .timeout_ms = timeout_ms,
     };
     c->tg = t;
-    c->http = H->http(t->ch, &req, on_http_done, c);
+    struct fd_http_call *http = H->http(t->ch, &req, on_http_done, c);
     free(url);
     free(body);
-    if (!c->http)
-        return -1;
-    c->next = t->calls;
-    if (c->next)
-        c->next->prev = c;
-    c->prev = NULL;
-    t->calls = c;
-    return 0;
+    return http ? 0 : -1;
 }
 
 void tg_answer_parse(const struct fd_http_response *r, struct answer *a)
@@ -175,10 +157,8 @@ static void on_http_done(void *ud, const struct fd_http_response *r)
 {
     struct call *c = ud;
     struct tg *t = c->tg;
-    if (t)
-        call_unlink(t, c);
-    if (!t || r->cancelled) {
-        call_free(c); /* the channel stopped: nothing to report */
+    if (r->cancelled) {
+        call_free(c); /* the channel stops: nothing to report */
         return;
     }
     if (c->kind == CALL_SEND)
@@ -319,16 +299,8 @@ static void tg_stop(struct fd_channel *ch)
     struct tg *t = H->get_data(ch);
     if (!t)
         return;
-    /* Detach first, so each done callback (run now or later) only frees
-     * its context. */
-    while (t->calls) {
-        struct call *c = t->calls;
-        call_unlink(t, c);
-        c->tg = NULL;
-        H->http_cancel(c->http);
-    }
-    /* A pending control timer is the host's: it drops a channel's timers
-     * when it stops. */
+    /* The host cancelled this channel's calls before (their callbacks
+     * freed their contexts) and drops its timers after. */
     H->set_data(ch, NULL);
     tg_free(t);
 }

@@ -43,9 +43,7 @@ enum tg_call_kind { CALL_CTL = 0, CALL_SEND };
 
 /* One HTTP call in flight; owned by its done callback once issued. */
 struct call {
-    struct tg *tg; /* NULL once the channel stopped */
-    struct call *prev, *next;
-    struct fd_http_call *http;
+    struct tg *tg;
     enum tg_call_kind kind;
     struct tsend *s; /* CALL_SEND: owned */
 };
@@ -76,7 +74,6 @@ struct tg {
     char *username;
     enum tg_phase phase;
     int failures;       /* of the control chain in a row, for the backoff */
-    struct call *calls; /* every call in flight */
     int64_t offset;     /* next getUpdates offset; 0: none yet */
     int64_t poll_started_ms;
     struct progress_table prog; /* split sends, across retries */
@@ -100,9 +97,9 @@ bool tg_is_json_int(const char *s);
 bool tg_in_set(const char *s, const char *set, size_t min, size_t max);
 
 /* telegram.c: POSTs `body` (JSON; always freed here) to `method` with c as
- * the done context.  Returns 0 when the call is in flight (c is then listed
- * in t->calls and freed after its done callback), -1 when it could not
- * start (the caller still owns c). */
+ * the done context.  Returns 0 when the call is in flight (c is then freed
+ * after its done callback), -1 when it could not start (the caller still
+ * owns c). */
 int tg_api_call(struct tg *t, struct call *c, const char *method, char *body,
                 int timeout_ms);
 /* Fills *a from a response; free a->doc with cJSON_Delete. */
