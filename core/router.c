@@ -115,7 +115,9 @@ void router_set_draining(struct router *r, bool d) { r->draining = d; }
 void router_capture(struct router *r, cJSON *sink) { r->capture = sink; }
 uint64_t router_failures(void) { return failures; }
 
-/* Outbox entries of one message, pushed to the outbox after the commit. */
+/* Outbox entries of one message, pushed to the outbox after the commit.
+ * Lives on the stack per delivery: only n is initialised, never the whole
+ * 12 KB (entries are set as they are queued). */
 struct pending {
     struct outbox_rec v[128];
     size_t n;
@@ -435,7 +437,8 @@ int router_deliver(struct fd_channel *ch, const struct fd_msg *m)
         failures++;
         return FD_ESTOPPED;
     }
-    struct pending p = {.n = 0};
+    struct pending p;
+    p.n = 0;
     if (store_savepoint(r->st) < 0)
         goto fail;
     int fresh = store_seen_add(r->st, ch->name, m->event_id);
@@ -473,7 +476,8 @@ int router_queue(struct fd_channel *ch, int kind, int64_t case_id,
                  const char *user_id, bool is_private)
 {
     struct router *r = ch->router;
-    struct pending p = {.n = 0};
+    struct pending p;
+    p.n = 0;
     if (queue_rec(r, &p, ch, kind, case_id, text, chat_id, message_id, thread,
                   user_id, is_private) < 0)
         return -1;
