@@ -39,6 +39,8 @@ struct fd_channel {
     struct fd_conn *conns;
     double rate_per_s, chat_per_min, dm_per_min; /* 0: no limit */
     bool started, stopping;
+    uint64_t unchecked_batch;        /* router: the batch of the first
+                                        delivery since host->commit; 0 none */
     uint64_t counters[9];            /* see enum channel_counter */
 };
 

@@ -267,6 +267,7 @@ static const struct fd_host services = {
     .backoff_ms = svc_backoff_ms,
     .set_caps = svc_set_caps,
     .response_header = svc_response_header,
+    .commit = router_commit,
 };
 
 const struct fd_host *host_services(void) { return &services; }

@@ -192,6 +192,9 @@ static int cmd_run(int argc, char **argv)
     sigaddset(&set, SIGHUP);
     sigprocmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
+    /* A file size limit makes the store's writes fail (EFBIG: a failed
+     * commit the platforms retry), not the daemon die. */
+    signal(SIGXFSZ, SIG_IGN);
     D.sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
     if (loop_init(cfg) < 0)
         goto out;

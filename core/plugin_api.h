@@ -291,6 +291,15 @@ struct fd_host {
      * (e.g. X-RateLimit-Remaining), or NULL.  Borrowed. */
     const char *(*response_header)(const struct fd_http_response *r,
                                    const char *name);
+
+    /* The core commits deliveries at the end of each loop turn, so a
+     * delivery's FD_OK means "taken", not yet "durable".  A plugin that
+     * confirms messages to the platform by itself (a poll offset, a socket
+     * ack) calls commit() first: it commits now and returns FD_OK when
+     * every message the channel delivered since its last call is recorded,
+     * or FD_ESTORE when a commit failed and some were dropped: confirm
+     * none of them, so the platform sends them again. */
+    int (*commit)(struct fd_channel *ch);
 };
 
 /* ---- the plugin ---------------------------------------------------------- */

@@ -35,6 +35,8 @@ struct router {
     struct queued *q; /* waiting for the batch's commit */
     size_t nq, capq;
     void (*committed)(bool ok); /* after each batch (webhook answers) */
+    uint64_t batch_no;          /* the open (or next) batch, from 1 */
+    uint64_t last_failed;       /* the newest batch whose commit failed */
 };
 
 static uint64_t failures;
@@ -45,6 +47,7 @@ struct router *router_new(struct store *st, int case_idle_hours)
     if (r) {
         r->st = st;
         r->idle_hours = case_idle_hours > 0 ? case_idle_hours : 24;
+        r->batch_no = 1;
     }
     return r;
 }
@@ -102,14 +105,33 @@ int router_flush(struct router *r)
                   "deliveries dropped; platforms retry what was not answered 200",
                   store_errmsg(r->st), r->nq);
         drop_queued(r);
+        r->last_failed = r->batch_no;
     } else {
         hand_over(r);
     }
+    r->batch_no++;
     if (r->committed)
         r->committed(rc == 0);
     r->flushing = false;
     return rc;
 }
+/* Batches are numbered in order, so "a batch since the channel's first
+ * unchecked delivery failed" is one comparison with the newest failure. */
+static void note_delivery(struct router *r, struct fd_channel *ch)
+{
+    if (r->batching && !ch->unchecked_batch)
+        ch->unchecked_batch = r->batch_no;
+}
+
+int router_commit(struct fd_channel *ch)
+{
+    struct router *r = ch->router;
+    router_flush(r);
+    uint64_t first = ch->unchecked_batch;
+    ch->unchecked_batch = 0;
+    return first && r->last_failed >= first ? FD_ESTORE : FD_OK;
+}
+
 struct store *router_store(struct router *r) { return r->st; }
 void router_set_draining(struct router *r, bool d) { r->draining = d; }
 void router_capture(struct router *r, cJSON *sink) { r->capture = sink; }
@@ -446,6 +468,7 @@ int router_deliver(struct fd_channel *ch, const struct fd_msg *m)
         goto fail_undo;
     if (fresh == 0) {
         store_rollback_to(r->st);
+        note_delivery(r, ch); /* its first record may be in the open batch */
         ch->counters[CNT_DUP]++;
         log_msg(LOG_DEBUG, ch->platform, ch->name,
                 "delivery %s seen before: dropped", m->event_id);
@@ -454,6 +477,7 @@ int router_deliver(struct fd_channel *ch, const struct fd_msg *m)
     if (process(r, ch, m, &p) < 0 || store_release(r->st) < 0)
         goto fail_undo;
     ch->counters[CNT_IN]++;
+    note_delivery(r, ch);
     if (hand_or_hold(r, ch, &p) < 0)
         log_msg(LOG_ERROR, ch->platform, ch->name,
                 "out of memory: delivery %s recorded, its actions are sent "

@@ -38,6 +38,10 @@ bool router_batch_open(struct router *r);
 /* Commits the open batch, then hands its actions to the outbox. */
 int router_flush(struct router *r);
 
+/* host->commit: commits the open batch; FD_ESTORE when a commit failed
+ * since the channel's first delivery after its last call. */
+int router_commit(struct fd_channel *ch);
+
 /* host->deliver: FD_OK, FD_DUPLICATE or a negative code. */
 int router_deliver(struct fd_channel *ch, const struct fd_msg *m);
 /* How many deliveries failed since start (webhook.c turns a failure

@@ -21,8 +21,9 @@
  *
  * Heartbeats: the first after interval * random(0..1), then every
  * interval, carrying the last `s`.  The sequence only moves past an event
- * the core recorded; one it could not record closes the connection and
- * resumes from before it, so Discord sends it again.
+ * the core recorded and committed (host->commit); one it could not record
+ * closes the connection and resumes from before it, so Discord sends it
+ * again.
  *
  * The session (id, resume URL, last `s`) is kept in the channel's key/value
  * store on READY and with each heartbeat, so a restart within a few minutes

@@ -105,6 +105,10 @@ int dsc_message_create(struct dsc *d, const cJSON *m)
     int rc = H->deliver(d->ch, &msg);
     if (rc >= 0 && link[0])
         H->kv_set(d->ch, key, NULL);
+    /* The sequence moves past this event next: only once it is committed
+     * (a failed commit resumes from before it, like a failed delivery). */
+    if (rc >= 0 && H->commit(d->ch) != FD_OK)
+        rc = FD_ESTORE;
     H->log(d->ch, rc < 0 ? FD_LOG_WARN : FD_LOG_INFO,
            "message %s in %s %s from user %s%s%s", id,
            is_private ? "DM"

@@ -369,6 +369,9 @@ int mm_handle_post(struct mm *t, const cJSON *post, char type,
                          : NULL,
     };
     int rc = H->deliver(t->ch, &m);
+    /* The cursor moves past this post next: only once it is committed. */
+    if (rc >= 0 && H->commit(t->ch) != FD_OK)
+        rc = FD_ESTORE;
     /* Per post: debug (a busy bot would log thousands of lines a second);
      * failures stay visible. */
     H->log(t->ch, rc < 0 ? FD_LOG_WARN : FD_LOG_DEBUG,

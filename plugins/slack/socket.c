@@ -6,10 +6,9 @@
  * logged).  Slack's first frame is {"type":"hello"}; then envelopes
  * {"envelope_id","type","payload",...}.  Every envelope is acked with
  * {"envelope_id":"..."} on the connection it came on, right after the core
- * recorded its message (deliver is synchronous, and the ack is written on
- * a later loop turn, after the store's commit), so an acked event is never
- * lost; one the store could not take is left unacked and Slack sends it
- * again.  Slack also re-sends envelopes that were not acked when a
+ * recorded and committed its message (host->commit), so an acked event is
+ * never lost; one the store could not take is left unacked and Slack sends
+ * it again.  Slack also re-sends envelopes that were not acked when a
  * connection drops; the core's dedupe drops the ones already handled.
  *
  * Connections have three slots:
@@ -320,6 +319,10 @@ static void on_frame(struct sk *sk, struct fd_conn *c, const char *data,
                    "Socket Mode: %.40s envelope not handled (acked)",
                    type ? type : "untyped");
         }
+        /* An ack is a promise to Slack: only for what is committed.  This
+         * commits per envelope; Socket Mode traffic is small. */
+        if (rc >= 0 && H->commit(sk->ch) != FD_OK)
+            rc = FD_ESTORE;
         if (rc >= 0)
             ack(sk, c, eid);
         else

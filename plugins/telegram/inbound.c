@@ -9,8 +9,11 @@
  *
  * Polling: an offset only moves past an update once the core has recorded
  * it (FD_OK or FD_DUPLICATE), so one the store could not take is fetched
- * again.  A poll that comes back at once with nothing waits 1 s before the
- * next, so a server that does not hold polls is not hammered.
+ * again; and a poll only goes out (confirming the offset) after
+ * host->commit() says the batch holding them was committed, else the
+ * offset goes back and they are fetched again.  A poll that comes back at
+ * once with nothing waits 1 s before the next, so a server that does not
+ * hold polls is not hammered.
  *
  * Webhook: the secret token is compared in constant time; a mismatch is
  * 401, malformed JSON 400, anything but POST 405.
@@ -112,6 +115,18 @@ void tg_ctl_step(struct tg *t)
         }
         break;
     case PH_POLL:
+        /* The offset confirms updates to Telegram: only once committed. */
+        if (H->commit(t->ch) != FD_OK) {
+            int ms = ctl_retry_ms(t, 0);
+            H->log(t->ch, FD_LOG_ERROR,
+                   "updates not recorded (the store's commit failed); "
+                   "fetching them again in %.1f s",
+                   ms / 1000.0);
+            t->offset = t->recorded;
+            ctl_later(t, ms);
+            return;
+        }
+        t->recorded = t->offset;
         method = "getUpdates";
         body = body_getupdates(t);
         timeout = POLL_HTTP_MS;

@@ -75,6 +75,7 @@ struct tg {
     enum tg_phase phase;
     int failures;       /* of the control chain in a row, for the backoff */
     int64_t offset;     /* next getUpdates offset; 0: none yet */
+    int64_t recorded;   /* the offset when the store last confirmed all */
     int64_t poll_started_ms;
     struct progress_table prog; /* split sends, across retries */
 };

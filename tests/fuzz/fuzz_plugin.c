@@ -276,6 +276,8 @@ static const char *h_resp_header(const struct fd_http_response *r, const char *n
     return NULL;
 }
 
+static int h_commit(struct fd_channel *ch) { (void)ch; return FD_OK; }
+
 static const struct fd_host host = {
     .abi = FD_PLUGIN_ABI, .size = sizeof(struct fd_host), .log = h_log,
     .conf = h_conf, .core_conf = h_core_conf, .channel_name = h_name,
@@ -289,6 +291,7 @@ static const struct fd_host host = {
     .ct_equal = h_ct_equal, .hmac_sha256_hex_ok = h_hmac,
     .random_hex = h_random_hex, .text_cut = h_text_cut, .backoff_ms = h_backoff,
     .set_caps = h_set_caps, .response_header = h_resp_header,
+    .commit = h_commit,
 };
 
 static bool started, running;

@@ -5,7 +5,10 @@
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "channel.h"
@@ -67,6 +70,59 @@ static void count(void *ud, struct outbox_rec *r)
 {
     (void)ud, (void)r;
     npending++;
+}
+
+/* host->commit: a plugin that confirms messages to the platform by itself
+ * (poll offset, socket ack) learns whether its batch really committed.  A
+ * commit is made to fail with a file size limit below what the WAL needs. */
+static void test_commit(void)
+{
+    char db[64];
+    snprintf(db, sizeof db, "/tmp/fdrouter-%d.db", (int)getpid());
+    struct store *st = NULL;
+    CHECK(store_open(db, &st) == 0, "file store");
+    struct fd_channel a = {.name = "a", .platform = "test", .caps = ch.caps};
+    struct fd_channel b = {.name = "b", .platform = "test", .caps = ch.caps};
+    a.router = b.router = router_new(st, 24);
+    a.script = b.script = ch.script;
+    router_set_batching(a.router, true, NULL);
+
+    struct fd_msg m1 = {.event_id = "c1", .text = "hi", .user_id = "u1"};
+    CHECK(router_deliver(&a, &m1) == FD_OK, "batched delivery taken");
+    CHECK(router_batch_open(a.router), "and waiting in the open batch");
+    CHECK(router_commit(&a) == FD_OK, "commit says it is recorded");
+    CHECK(!router_batch_open(a.router), "the batch is committed");
+    CHECK(router_commit(&b) == FD_OK, "a channel that delivered nothing: OK");
+
+    struct fd_msg m2 = {.event_id = "c2", .text = "hi", .user_id = "u2"};
+    CHECK(router_deliver(&a, &m2) == FD_OK, "next delivery taken");
+    struct stat sb;
+    char wal[80];
+    snprintf(wal, sizeof wal, "%s-wal", db);
+    struct rlimit old, lim;
+    getrlimit(RLIMIT_FSIZE, &old);
+    lim = old;
+    lim.rlim_cur = stat(wal, &sb) == 0 ? (rlim_t)sb.st_size : 0;
+    signal(SIGXFSZ, SIG_IGN);
+    setrlimit(RLIMIT_FSIZE, &lim);
+    router_flush(a.router); /* the end of the loop turn: fails */
+    setrlimit(RLIMIT_FSIZE, &old);
+    CHECK(router_commit(&b) == FD_OK,
+          "a channel with nothing in the failed batch is not told");
+    CHECK(router_commit(&a) == FD_ESTORE,
+          "the channel whose delivery was dropped is told");
+    CHECK(router_commit(&a) == FD_OK, "once: the next call starts afresh");
+    CHECK(router_deliver(&a, &m2) == FD_OK,
+          "the dropped delivery is new again when the platform resends it");
+    CHECK(router_commit(&a) == FD_OK, "and is committed this time");
+    CHECK(router_deliver(&a, &m2) == FD_DUPLICATE, "for good");
+
+    router_free(a.router);
+    store_close(st);
+    unlink(db);
+    unlink(wal);
+    snprintf(wal, sizeof wal, "%s-shm", db);
+    unlink(wal);
 }
 
 int main(void)
@@ -158,6 +214,8 @@ int main(void)
     npending = 0;
     store_outbox_list(st, OUTBOX_PENDING, count, NULL);
     CHECK(npending > 0, "actions were queued in the store's outbox");
+
+    test_commit();
 
     script_free(ch.script);
     router_free(ch.router);
