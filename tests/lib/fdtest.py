@@ -10,8 +10,10 @@ only, and reports each check as a TAP line that tests/run counts:
     sys.exit(t.done())
 """
 import http.client
+import contextlib
 import json
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -156,6 +158,19 @@ class Daemon:
 
     def signal(self, sig):
         self.proc.send_signal(sig)
+
+    @contextlib.contextmanager
+    def store_fails(self):
+        """Inside the block every commit of the daemon's store fails: a
+        file size limit of 1 byte on the running daemon (EFBIG; the daemon
+        ignores SIGXFSZ).  Log lines written meanwhile are lost too."""
+        pid = self.proc.pid
+        soft, hard = resource.prlimit(pid, resource.RLIMIT_FSIZE)
+        resource.prlimit(pid, resource.RLIMIT_FSIZE, (1, hard))
+        try:
+            yield
+        finally:
+            resource.prlimit(pid, resource.RLIMIT_FSIZE, (soft, hard))
 
     def stop(self, timeout=15):
         """SIGTERM and wait; returns the exit status."""
