@@ -19,8 +19,8 @@
  *     reason "channel stopped" and detached from their lws wsi before they
  *     are freed, so a late lws callback finds nothing (no use after free).
  *
- * Client side: the host name is resolved with getaddrinfo_a (its notifier
- * thread only writes to an eventfd the loop watches), then lws connects to
+ * Client side: the host name is resolved off the loop (lookup.c), then lws
+ * connects to
  * the numeric address with the name as Host, Origin and TLS name (SNI and
  * certificate check against the system's CAs).  Redirects are refused (lws
  * would resolve their target synchronously).  When a name has several
@@ -38,18 +38,16 @@
  * protocol is this file's, so lws's final WSI_DESTROY notification reaches
  * us too, and its TLS client context trusts exactly the system CA bundle.
  *
- * Threading: the loop thread only, except gai_notify (a glibc thread).
+ * Threading: the loop thread only.
  */
 #include "ws.h"
 
 #include <errno.h>
 #include <netdb.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
 #include <arpa/inet.h>
@@ -58,6 +56,7 @@
 #include "buf.h"
 #include "channel.h"
 #include "log.h"
+#include "lookup.h"
 #include "loop.h"
 #include "webhook.h"
 
@@ -94,16 +93,13 @@ struct fd_conn {
     struct buf rx;
     bool client, open, closing, reported;
     /* client side */
-    struct gaicb gai;
-    struct addrinfo hints;
-    struct sigevent sev;
+    struct lookup *lookup; /* while the name is resolved */
     char *host;    /* for getaddrinfo: no brackets, no port */
     char *hosthdr; /* Host and Origin: [v6]:port, port only if not default */
     char *path, *subprotocol;
     char **headers;
     int port;
-    bool tls, resolving;
-    struct fd_conn *next_resolving;
+    bool tls;
     char addrs[MAX_ADDRS][INET6_ADDRSTRLEN];
     int naddrs, addr_at;
     bool peer_closed;
@@ -114,11 +110,8 @@ struct fd_conn {
 };
 
 static struct {
-    int efd;
-    struct loop_watch *watch;
-    struct fd_conn *resolving;
     struct lws_vhost *vh;
-} R = {.efd = -1};
+} R;
 
 static const lws_retry_bo_t keepalive = {
     .secs_since_valid_ping = PING_S,
@@ -184,11 +177,12 @@ static void conn_free(struct fd_conn *c)
 }
 
 /* Lets go of the lws side: the wsi (if any) is closed later without a
- * word to us.  A connection still being resolved stays on the resolving
- * list, detached, and is freed when getaddrinfo_a lets go of it. */
+ * word to us; a lookup still running finishes unseen. */
 static void conn_release(struct fd_conn *c)
 {
     loop_sul_cancel(&c->sul);
+    lookup_cancel(c->lookup);
+    c->lookup = NULL;
     if (c->wsi) {
         lws_set_opaque_user_data(c->wsi, NULL);
         if (!c->client) /* webhook.c's session data points at c too */
@@ -198,8 +192,7 @@ static void conn_release(struct fd_conn *c)
     }
     unlink_conn(c);
     c->ch = NULL;
-    if (!c->resolving)
-        conn_free(c);
+    conn_free(c);
 }
 
 /* Tells the plugin once (FD_WS_CLOSED), then lets go of c.  Never called
@@ -273,7 +266,7 @@ static void on_deadline(lws_sorted_usec_list_t *sul)
     struct fd_conn *c = lws_container_of(sul, struct fd_conn, sul);
     if (c->closing)
         conn_gone(c, "closed");
-    else if (c->resolving)
+    else if (c->lookup)
         conn_gone(c, "connect timed out (resolving the host name)");
     else
         conn_gone(c, "connect timed out");
@@ -395,70 +388,34 @@ void ws_close_channel(struct fd_channel *ch)
 
 static void client_connect(struct fd_conn *c);
 
-static void gai_notify(union sigval v)
+static void on_resolved(void *ud, int err, struct addrinfo *res)
 {
-    (void)v;
-    uint64_t one = 1;
-    ssize_t w = write(R.efd, &one, sizeof one);
-    (void)w;
-}
-
-static void on_resolved(int fd, void *ud)
-{
-    (void)ud;
-    uint64_t n;
-    ssize_t r = read(fd, &n, sizeof n);
-    (void)r;
-    /* Take the finished ones off the list first: handling them runs plugin
-     * callbacks, which may start new resolutions. */
-    struct fd_conn *done = NULL, **pp = &R.resolving;
-    while (*pp) {
-        struct fd_conn *c = *pp;
-        if (gai_error(&c->gai) == EAI_INPROGRESS) {
-            pp = &c->next_resolving;
-            continue;
-        }
-        *pp = c->next_resolving;
-        c->next_resolving = done;
-        done = c;
+    struct fd_conn *c = ud;
+    c->lookup = NULL;
+    c->naddrs = 0;
+    for (struct addrinfo *ai = res; ai && c->naddrs < MAX_ADDRS;
+         ai = ai->ai_next) {
+        const void *a = NULL;
+        if (ai->ai_family == AF_INET)
+            a = &((struct sockaddr_in *)ai->ai_addr)->sin_addr;
+        else if (ai->ai_family == AF_INET6)
+            a = &((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr;
+        if (a && inet_ntop(ai->ai_family, a, c->addrs[c->naddrs],
+                           sizeof c->addrs[0]))
+            c->naddrs++;
     }
-    while (done) {
-        struct fd_conn *c = done;
-        done = c->next_resolving;
-        c->next_resolving = NULL;
-        c->resolving = false;
-        int e = gai_error(&c->gai);
-        struct addrinfo *res = c->gai.ar_result;
-        c->gai.ar_result = NULL;
-        c->naddrs = 0;
-        for (struct addrinfo *ai = res; ai && c->naddrs < MAX_ADDRS;
-             ai = ai->ai_next) {
-            const void *a = NULL;
-            if (ai->ai_family == AF_INET)
-                a = &((struct sockaddr_in *)ai->ai_addr)->sin_addr;
-            else if (ai->ai_family == AF_INET6)
-                a = &((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr;
-            if (a && inet_ntop(ai->ai_family, a, c->addrs[c->naddrs],
-                               sizeof c->addrs[0]))
-                c->naddrs++;
-        }
-        if (res)
-            freeaddrinfo(res);
-        if (!c->ch || c->reported) { /* given up on meanwhile */
-            conn_free(c);
-            continue;
-        }
-        if (c->closing) {
-            conn_gone(c, "closed");
-        } else if (e != 0 || c->naddrs == 0) {
-            char why[160];
-            snprintf(why, sizeof why, "cannot resolve the host name: %s",
-                     e ? gai_strerror(e) : "no address");
-            conn_gone(c, why);
-        } else {
-            c->addr_at = 0;
-            client_connect(c);
-        }
+    if (res)
+        freeaddrinfo(res);
+    if (c->closing) {
+        conn_gone(c, "closed");
+    } else if (err != 0 || c->naddrs == 0) {
+        char why[160];
+        snprintf(why, sizeof why, "cannot resolve the host name: %s",
+                 err ? gai_strerror(err) : "no address");
+        conn_gone(c, why);
+    } else {
+        c->addr_at = 0;
+        client_connect(c);
     }
 }
 
@@ -469,17 +426,6 @@ static struct lws_protocols client_protocols[] = {
 
 static int client_setup(void)
 {
-    if (R.efd < 0) {
-        R.efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-        if (R.efd < 0)
-            return -1;
-        R.watch = loop_watch_fd(R.efd, on_resolved, NULL);
-        if (!R.watch) {
-            close(R.efd);
-            R.efd = -1;
-            return -1;
-        }
-    }
     if (!R.vh) {
         struct lws_context_creation_info info;
         memset(&info, 0, sizeof info);
@@ -681,23 +627,14 @@ struct fd_conn *ws_connect(struct fd_channel *ch, const char *url,
         conn_free(c);
         return NULL;
     }
-    c->hints.ai_socktype = SOCK_STREAM;
-    c->hints.ai_family = AF_UNSPEC;
-    c->gai.ar_name = c->host;
-    c->gai.ar_request = &c->hints;
-    c->sev.sigev_notify = SIGEV_THREAD;
-    c->sev.sigev_notify_function = gai_notify;
-    struct gaicb *list[1] = {&c->gai};
-    if (getaddrinfo_a(GAI_NOWAIT, list, 1, &c->sev) != 0) {
+    c->lookup = lookup_start(c->host, on_resolved, c);
+    if (!c->lookup) {
         log_msg(LOG_WARN, ch->platform, ch->name,
                 "websocket: cannot start resolving the host name");
         c->ch = NULL;
         conn_free(c);
         return NULL;
     }
-    c->resolving = true;
-    c->next_resolving = R.resolving;
-    R.resolving = c;
     link_conn(c);
     deadline(c, CONNECT_MS);
     return c;

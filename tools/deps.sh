@@ -5,7 +5,7 @@ set -eu
 
 pkgs="build-essential pkg-config libwebsockets-dev libcurl4-openssl-dev
 libcjson-dev liblua5.4-dev libsqlite3-dev libssl-dev libinih-dev
-python3 curl chromium wrk"
+python3 curl chromium wrk valgrind"
 
 # Node.js runs the Telegram Bot API emulator in the end-to-end test; a Node
 # that did not come from Debian's nodejs package counts as well.

@@ -235,6 +235,7 @@ class SlackMock:
         self.next_urls = []      # URLs apps.connections.open hands out first
         self.ws_mode = []        # modes for the next tickets: normal/refuse/hang/silent
         self.use_tls = False     # hand out wss:// URLs
+        self.ws_host = "127.0.0.1"  # the host name in the URLs handed out
         self.conns = []          # every WSConn, in order
         self.current = None      # the newest connection that got hello
         self.envelopes = {}      # envelope_id -> {"payload", "acked", "attempt", "sent_on"}
@@ -445,8 +446,8 @@ class SlackMock:
             mode = self.ws_mode.pop(0) if self.ws_mode else "normal"
             self.tickets[ticket] = {"used": False, "mode": mode}
         if self.use_tls:
-            return "wss://127.0.0.1:%d/link/?ticket=%s&app_id=A0APP" % (self.tls_port, ticket)
-        return "ws://127.0.0.1:%d/link/?ticket=%s&app_id=A0APP" % (self.ws_port, ticket)
+            return "wss://%s:%d/link/?ticket=%s&app_id=A0APP" % (self.ws_host, self.tls_port, ticket)
+        return "ws://%s:%d/link/?ticket=%s&app_id=A0APP" % (self.ws_host, self.ws_port, ticket)
 
     def _accept_loop(self, lsock, tls_ctx):
         while not self.closing:
