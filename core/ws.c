@@ -20,13 +20,12 @@
  *     are freed, so a late lws callback finds nothing (no use after free).
  *
  * Client side: the host name is resolved off the loop (lookup.c), then lws
- * connects to
- * the numeric address with the name as Host, Origin and TLS name (SNI and
- * certificate check against the system's CAs).  Redirects are refused (lws
- * would resolve their target synchronously).  When a name has several
- * addresses, a failed connect tries the next one.  lws gives each stage
- * (TCP, TLS, the upgrade's answer) its context timeout, 5 s; the whole
- * connect, name resolution included, is bounded by CONNECT_MS.
+ * connects to the numeric address with the name as Host, Origin and TLS
+ * name (SNI and certificate check against the system's CAs).  Redirects
+ * are refused (lws would resolve their target synchronously).  When a name
+ * has several addresses, a failed connect tries the next one.  lws gives
+ * each stage (TCP, TLS, the upgrade's answer) its context timeout, 5 s; the
+ * whole connect, name resolution included, is bounded by CONNECT_MS.
  *
  * Keepalive: client connections use an lws retry/idle policy: after PING_S
  * seconds without a proof of life lws sends a websocket ping, and without
