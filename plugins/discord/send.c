@@ -17,7 +17,11 @@
  * 429: the hold (this route, or all routes when `global`) is recorded, and
  * the action waits in the plugin until it passes, like every other send on
  * that route, so a 429 storm does not use up the outbox's attempts.  Only
- * long waits (or many 429s for one action) go back to the outbox.
+ * long waits (or many 429s for one action) go back to the outbox.  An
+ * answer that says its route's bucket is empty (X-RateLimit-Remaining: 0)
+ * holds the route until X-RateLimit-Reset-After has passed, so the next
+ * send waits instead of running into a 429: Discord bans the IP of a bot
+ * that collects too many of them.
  *
  * Error 50007 on a DM (the user accepts no DMs from server members) is
  * FD_SEND_NO_DM with a public text asking the user to write to the bot;
@@ -201,15 +205,22 @@ static char *message_body(const struct dsend *s)
     return body;
 }
 
+/* The hold key of s's current step: Discord's buckets follow the channel
+ * (the route's major parameter). */
+static void route_of(const struct dsend *s, char *route, size_t cap)
+{
+    if (s->step == STEP_OPEN_DM)
+        snprintf(route, cap, "dm-open");
+    else
+        snprintf(route, cap, "ch:%s", s->chat_id);
+}
+
 /* Issues the current step of s, or parks it while its route is held.
  * Takes ownership of s. */
 static void step_issue(struct dsc *d, struct dsend *s)
 {
     char route[48], path[128];
-    if (s->step == STEP_OPEN_DM)
-        snprintf(route, sizeof route, "dm-open");
-    else
-        snprintf(route, sizeof route, "ch:%s", s->chat_id);
+    route_of(s, route, sizeof route);
     int64_t until = dsc_hold_until(d, route);
     if (until > dsc_now_ms()) {
         defer(d, s, until);
@@ -271,6 +282,24 @@ static void nodm_fallback(char *out, size_t len, const struct dsend *s)
              s->case_id, s->case_id);
 }
 
+/* X-RateLimit-Remaining: 0 with X-RateLimit-Reset-After (seconds, with
+ * a fraction): the route is held until the bucket refills. */
+static void note_bucket(struct dsc *d, const struct dsend *s,
+                        const struct fd_http_response *r)
+{
+    const char *left = H->response_header(r, "X-RateLimit-Remaining");
+    const char *after = H->response_header(r, "X-RateLimit-Reset-After");
+    if (!left || !after || strcmp(left, "0") != 0)
+        return;
+    char *end;
+    double secs = strtod(after, &end);
+    if (end == after || !(secs > 0) || secs > 3600)
+        return;
+    char route[48];
+    route_of(s, route, sizeof route);
+    dsc_hold_set(d, route, false, (int)(secs * 1000 + 0.999));
+}
+
 void dsc_send_done(struct dsc *d, struct call *c,
                    const struct fd_http_response *r)
 {
@@ -280,6 +309,8 @@ void dsc_send_done(struct dsc *d, struct call *c,
     char why[256], fallback[700];
     dsc_answer_parse(r, &a);
     dsc_describe(why, sizeof why, r, &a);
+    if (r->status >= 200 && r->status < 300)
+        note_bucket(d, s, r); /* before the next part is issued */
     const char *what = kind_name(s->kind);
     bool ok = r->status >= 200 && r->status < 300;
 
@@ -316,10 +347,7 @@ void dsc_send_done(struct dsc *d, struct call *c,
         }
     } else if (r->status == 429) {
         char route[48];
-        if (s->step == STEP_OPEN_DM)
-            snprintf(route, sizeof route, "dm-open");
-        else
-            snprintf(route, sizeof route, "ch:%s", s->chat_id);
+        route_of(s, route, sizeof route);
         dsc_hold_set(d, route, a.global, a.wait_ms);
         s->rate_hits++;
         H->log(d->ch, FD_LOG_WARN, "%s %s: rate limited (%s), waiting %d ms",

@@ -19,7 +19,8 @@ Python 3 standard library only:
 Misbehaviour on command: drop the connection (at once, or after n more
 dispatches), stop ACKing heartbeats, send op 7 / op 9, close with a code,
 revoke the token (REST 401, gateway 4004), close every Identify with a code,
-answer 429 (retry_after, global), refuse DMs with 50007.  The mock also
+answer 429 (retry_after, global), keep per-channel buckets announced with
+X-RateLimit-* headers (bucket()), refuse DMs with 50007.  The mock also
 checks that no request arrives while a 429 it gave is still in force
 (`violations`).
 
@@ -235,6 +236,8 @@ class DiscordMock:
         self.identify_close = None   # close every Identify with this code
         self.identify_left = 1000
         self.rate_rules = []    # [route regex, count, retry_after, global]
+        self.buckets = {}       # channel id -> {"limit", "window", "start", "used"}
+        self.bucket_429s = []   # (path, time) of each 429 an empty bucket gave
         self.holds = {}         # route regex ("*": global) -> (since, until) of the 429 hold
         self.violations = []
         self.refuse_dm = set()  # user ids whose DM channel refuses messages (50007)
@@ -538,6 +541,21 @@ class DiscordMock:
         with self.lock:
             self.rate_rules.append([route, count, retry_after, global_])
 
+    def bucket(self, channel_id, limit, window):
+        """Create-message in channel_id gets a bucket of `limit` requests
+        per `window` seconds, announced as Discord does (X-RateLimit-*
+        headers on every answer); a request into an empty bucket is 429."""
+        with self.lock:
+            self.buckets[channel_id] = {"limit": limit, "window": window, "start": 0.0, "used": 0}
+
+    def _bucket_headers(self, channel_id, b, now):
+        left = b["start"] + b["window"] - now
+        return {"X-RateLimit-Limit": str(b["limit"]),
+                "X-RateLimit-Remaining": str(max(b["limit"] - b["used"], 0)),
+                "X-RateLimit-Reset": "%.3f" % (b["start"] + b["window"]),
+                "X-RateLimit-Reset-After": "%.3f" % max(left, 0.0),
+                "X-RateLimit-Bucket": "mock-%s" % channel_id}
+
     def _reply(self, h, status, obj=None, headers=None):
         body = b"" if obj is None else json.dumps(obj).encode()
         h.send_response(status)
@@ -616,7 +634,21 @@ class DiscordMock:
                              "recipients": [{"id": uid, "username": "user"}]}, None
             m = re.fullmatch(r"/channels/([0-9]+)/messages", p)
             if m and method == "POST":
-                return self._create_message(m.group(1), body, now)
+                b = self.buckets.get(m.group(1))
+                if b is None:
+                    return self._create_message(m.group(1), body, now)
+                if now >= b["start"] + b["window"]:
+                    b["start"], b["used"] = now, 0
+                if b["used"] >= b["limit"]:
+                    ra = round(b["start"] + b["window"] - now, 3)
+                    self.bucket_429s.append((p, now))
+                    hdrs = self._bucket_headers(m.group(1), b, now)
+                    hdrs.update({"Retry-After": str(int(math.ceil(ra))), "X-RateLimit-Scope": "user"})
+                    return 429, {"message": "You are being rate limited.", "retry_after": ra,
+                                 "global": False}, hdrs
+                b["used"] += 1
+                status, obj, hdrs = self._create_message(m.group(1), body, now)
+                return status, obj, dict(hdrs or {}, **self._bucket_headers(m.group(1), b, now))
             m = re.fullmatch(r"/channels/([0-9]+)/messages/([0-9]+)", p)
             if m and method == "DELETE":
                 if m.group(1) == "999":
