@@ -249,13 +249,16 @@ static const struct core_opt core_opts[] = {
      "concurrent inbound HTTP connections"},
     {"case_idle_hours", OPT_INT, "24", 1, 24 * 365, OFF(case_idle_hours),
      "an idle case in state bot is closed after this"},
+    {"case_retention_days", OPT_INT, "180", 0, 36500,
+     OFF(case_retention_days),
+     "a case untouched this many days is deleted (0: cases are kept)"},
     {NULL, 0, NULL, 0, 0, 0, NULL},
 };
 
 static bool is_int_member(size_t off)
 {
     return off == OFF(drain_seconds) || off == OFF(max_conns) ||
-           off == OFF(case_idle_hours);
+           off == OFF(case_idle_hours) || off == OFF(case_retention_days);
 }
 
 /* Relative paths count from the config file's folder, so the daemon finds

@@ -42,6 +42,7 @@ struct config {
     long max_body;      /* bytes of one webhook body */
     int max_conns;      /* concurrent HTTP connections */
     int case_idle_hours;/* a bot-state case idle this long is closed */
+    int case_retention_days; /* untouched cases are deleted; 0: kept */
     struct conf_channel *channels;
     size_t nchannels;
 };

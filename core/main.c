@@ -158,7 +158,22 @@ static void prune(void *ud)
     int chunk = PRUNE_CHUNK;
     while (chunk == PRUNE_CHUNK && store_now_ms() < until)
         chunk = store_outbox_prune(st, store_now_ms() - WEEK_MS, PRUNE_CHUNK);
-    loop_timer_schedule(D.prune, chunk == PRUNE_CHUNK ? 1000 : 3600 * 1000);
+    /* Cases nobody touched for case_retention_days go the same way: the
+     * state file does not grow with every customer ever seen. */
+    int cases = 0, deleted = 0;
+    int64_t keep_ms = (int64_t)D.cfg->case_retention_days * 24 * 3600 * 1000;
+    if (keep_ms > 0 && chunk < PRUNE_CHUNK) {
+        cases = PRUNE_CHUNK;
+        while (cases == PRUNE_CHUNK && store_now_ms() < until) {
+            cases = store_case_prune(st, store_now_ms() - keep_ms, PRUNE_CHUNK);
+            deleted += cases > 0 ? cases : 0;
+        }
+    }
+    if (deleted > 0)
+        log_info("core", "%d case(s) untouched for %d days deleted", deleted,
+                 D.cfg->case_retention_days);
+    bool more = chunk == PRUNE_CHUNK || cases == PRUNE_CHUNK;
+    loop_timer_schedule(D.prune, more ? 1000 : 3600 * 1000);
 }
 
 static int cmd_run(int argc, char **argv)

@@ -25,7 +25,7 @@
 
 enum {
     Q_BEGIN, Q_COMMIT, Q_ROLLBACK,
-    Q_SEEN_ADD, Q_SEEN_PRUNE, Q_OB_EXPIRE_DMS, Q_OB_PRUNE,
+    Q_SEEN_ADD, Q_SEEN_PRUNE, Q_OB_EXPIRE_DMS, Q_OB_PRUNE, Q_CASE_PRUNE,
     Q_CASE_FIND, Q_CASE_GET, Q_CASE_NEW, Q_CASE_UPD, Q_CASE_LIST, Q_CASE_LIST_OPEN,
     Q_OB_ADD, Q_OB_SET, Q_OB_LIST, Q_OB_LIST_ALL, Q_OB_GET, Q_OB_WAKE,
     Q_KV_GET, Q_KV_SET, Q_KV_DEL,
@@ -49,6 +49,12 @@ static const char *const sql[Q_COUNT] = {
      * call does bounded work however large the table. */
     [Q_OB_PRUNE] = "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox"
                    " WHERE state = 1 ORDER BY id LIMIT ?) AND created < ?",
+    /* Through the created index: a case untouched since before_ms was
+     * created before it too, so each call visits only old cases (those
+     * still in use among them are passed over). */
+    [Q_CASE_PRUNE] = "DELETE FROM cases WHERE id IN (SELECT id FROM cases"
+                     " WHERE created < ?1 AND updated < ?1 ORDER BY created"
+                     " LIMIT ?2)",
     [Q_CASE_FIND] =
         "SELECT id, state, channel, user_id, tag, queue, created, updated, messages"
         " FROM cases WHERE channel = ? AND user_id = ? AND state != 3"
@@ -110,6 +116,13 @@ static const char schema_v1[] =
     "CREATE TABLE kv(channel TEXT NOT NULL, key TEXT NOT NULL, value TEXT,"
     " PRIMARY KEY(channel, key)) WITHOUT ROWID;"
     "PRAGMA user_version = 1;";
+
+/* v2: case retention (store_case_prune) looks cases up by age. */
+static const char schema_v2[] =
+    "BEGIN;"
+    "CREATE INDEX IF NOT EXISTS cases_created ON cases(created);"
+    "PRAGMA user_version = 2;"
+    "COMMIT;";
 
 struct store {
     sqlite3 *db;
@@ -253,14 +266,16 @@ int store_open(const char *path, struct store **out)
             version = sqlite3_column_int(v, 0);
         sqlite3_finalize(v);
     }
-    if (version == 0 &&
-        sqlite3_exec(s->db, schema_v1, NULL, NULL, &err) != SQLITE_OK) {
+    if ((version == 0 &&
+         sqlite3_exec(s->db, schema_v1, NULL, NULL, &err) != SQLITE_OK) ||
+        (version < 2 &&
+         sqlite3_exec(s->db, schema_v2, NULL, NULL, &err) != SQLITE_OK)) {
         log_error("store", "%s: creating the schema: %s", path,
                   err ? err : "failed");
         sqlite3_free(err);
         goto fail;
     }
-    if (version > 1) {
+    if (version > 2) {
         log_error("store", "%s: schema version %d is newer than this frontdesk",
                   path, version);
         goto fail;
@@ -493,6 +508,18 @@ int store_case_update(struct store *s, int64_t id, int state, const char *tag,
     sqlite3_bind_int(st, 5, count_message ? 1 : 0);
     sqlite3_bind_int64(st, 6, id);
     return exec_q(s, Q_CASE_UPD);
+}
+
+int store_case_prune(struct store *s, int64_t before_ms, int max)
+{
+    if (tx(s) < 0)
+        return -1;
+    sqlite3_stmt *st = s->q[Q_CASE_PRUNE];
+    sqlite3_bind_int64(st, 1, before_ms);
+    sqlite3_bind_int(st, 2, max);
+    if (exec_q(s, Q_CASE_PRUNE) < 0)
+        return -1;
+    return sqlite3_changes(s->db);
 }
 
 int store_case_list(struct store *s, bool open_only, store_case_fn fn, void *ud)

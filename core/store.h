@@ -93,6 +93,10 @@ int store_case_create(struct store *s, const char *channel,
  * and (with count_message) the message count. */
 int store_case_update(struct store *s, int64_t id, int state, const char *tag,
                       const char *queue, bool count_message);
+/* Deletes up to `max` cases neither created nor updated since before_ms,
+ * oldest first; returns how many.  A platform link to a deleted case (a
+ * Telegram start parameter) opens a new case. */
+int store_case_prune(struct store *s, int64_t before_ms, int max);
 typedef void (*store_case_fn)(void *ud, const struct case_rec *c);
 int store_case_list(struct store *s, bool open_only, store_case_fn fn,
                     void *ud);

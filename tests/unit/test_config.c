@@ -39,6 +39,7 @@ int main(void)
               "public_url defaults to the listen address");
     CHECK(c && c->max_body == 1048576 && c->drain_seconds == 10,
           "numeric defaults (max_body 1 MiB, drain 10 s)");
+    CHECK(c && c->case_retention_days == 180, "cases are kept 180 days by default");
     CHECK(c && c->nchannels == 1 && !strcmp(c->channels[0].plugin, "webchat"),
           "channel section parsed");
     CHECK(c && c->state[0] == '/', "relative paths resolve against the config's folder");
@@ -58,6 +59,17 @@ int main(void)
           "bad log_level value");
     CHECK(has_error(&e, "[core] drain_seconds: want a whole number"),
           "out-of-range number");
+    config_free(c);
+    errlist_free(&e);
+
+    c = load("[core]\ncase_retention_days = 0\n", &e);
+    CHECK(c && e.n == 0 && c->case_retention_days == 0,
+          "case_retention_days = 0 keeps cases forever");
+    config_free(c);
+    errlist_free(&e);
+    c = load("[core]\ncase_retention_days = -1\n", &e);
+    CHECK(has_error(&e, "[core] case_retention_days: want a whole number"),
+          "a negative retention is an error");
     config_free(c);
     errlist_free(&e);
 

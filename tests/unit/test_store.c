@@ -5,6 +5,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <sqlite3.h>
+
 #include "check.h"
 #include "plugin_api.h"
 #include "store.h"
@@ -109,6 +111,28 @@ int main(void)
     free(v);
     store_kv_set(s, "ch", "k", NULL);
     CHECK(store_kv_get(s, "ch", "k") == NULL, "kv delete");
+
+    /* Retention: only cases untouched since the cut-off go, oldest first,
+     * at most `max` per call. */
+    int64_t old1, old2, old3, fresh;
+    store_case_create(s, "ret", "u1", &old1);
+    store_case_create(s, "ret", "u2", &old2);
+    store_case_create(s, "ret", "u3", &old3);
+    usleep(5000);
+    int64_t cut = store_now_ms();
+    usleep(5000);
+    store_case_update(s, old3, CASE_PRIVATE, NULL, NULL, true);
+    store_case_create(s, "ret", "u4", &fresh);
+    /* alice's case (above) is the oldest. */
+    CHECK(store_case_prune(s, cut, 1) == 1 && store_case_get(s, id, &c) == 0 &&
+              store_case_get(s, old1, &c) == 1,
+          "case retention: the oldest untouched case goes first, one per chunk of 1");
+    CHECK(store_case_prune(s, cut, 100) == 2, "case retention: the rest of the untouched ones go");
+    CHECK(store_case_get(s, old1, &c) == 0, "case retention: an untouched case is deleted");
+    CHECK(store_case_get(s, old2, &c) == 0, "case retention: an untouched case is deleted");
+    CHECK(store_case_get(s, old3, &c) == 1, "case retention: a case updated since is kept");
+    CHECK(store_case_get(s, fresh, &c) == 1, "case retention: a newer case is kept");
+    CHECK(store_case_prune(s, cut, 100) == 0, "case retention: nothing left to delete");
     store_close(s);
 
     CHECK(store_open(path, &s) == 0, "reopens");
@@ -117,6 +141,26 @@ int main(void)
     store_outbox_list(s, OUTBOX_PENDING, count_rec, NULL);
     CHECK(count == 1, "pending outbox survives a restart");
     store_close(s);
+
+    /* A version 1 file (from before the case index) is brought to 2. */
+    sqlite3 *db;
+    sqlite3_open(path, &db);
+    sqlite3_exec(db, "DROP INDEX cases_created; PRAGMA user_version = 1;", NULL, NULL, NULL);
+    sqlite3_close(db);
+    CHECK(store_open(path, &s) == 0, "a version 1 file opens");
+    CHECK(store_case_prune(s, store_now_ms() + 1, 100) >= 0, "and its cases can be pruned");
+    store_close(s);
+    sqlite3_open(path, &db);
+    sqlite3_stmt *q;
+    sqlite3_prepare_v2(db,
+                       "SELECT (SELECT user_version FROM pragma_user_version),"
+                       " (SELECT count(*) FROM sqlite_master WHERE name = 'cases_created')",
+                       -1, &q, NULL);
+    CHECK(sqlite3_step(q) == SQLITE_ROW && sqlite3_column_int(q, 0) == 2 &&
+              sqlite3_column_int(q, 1) == 1,
+          "the migration sets version 2 and creates the index");
+    sqlite3_finalize(q);
+    sqlite3_close(db);
     unlink(path);
     char wal[80];
     snprintf(wal, sizeof wal, "%s-wal", path);
