@@ -136,7 +136,7 @@ FUZZ_DIR     := build/fuzz
 FUZZ_FLAGS   := -g -O1 -std=c11 -D_GNU_SOURCE -Icore -fsanitize=fuzzer,address,undefined \
                 -fno-sanitize-recover=undefined $(PKG_CFLAGS)
 FUZZ_CORE    := core/config.c core/log.c core/text.c core/faq.c core/script.c core/fdlib.c
-FUZZ_TARGETS := config text script $(PLUGINS:%=plugin_%)
+FUZZ_TARGETS := config text script $(PLUGINS:%=plugin_%) plugin_slack_socket
 FUZZ_BIN     := $(FUZZ_TARGETS:%=$(FUZZ_DIR)/fuzz_%)
 
 # A gateway plugin's target replays tests/fuzz/prelude/<plugin>/ (start-up and
@@ -146,6 +146,13 @@ $(FUZZ_DIR)/fuzz_plugin_%: tests/fuzz/fuzz_plugin.c $$(wildcard plugins/$$*/*.c 
 	$(FUZZ_CC) $(FUZZ_FLAGS) -Iplugins/$* -Iplugins \
 	    $(if $(wildcard tests/fuzz/prelude/$*),-DFUZZ_PRELUDE='"tests/fuzz/prelude/$*"') \
 	    -o $@ tests/fuzz/fuzz_plugin.c $(wildcard plugins/$*/*.c) $(PKG_LIBS) -lm
+
+# Slack's second target: Socket Mode (the one above fuzzes the Events API).
+$(FUZZ_DIR)/fuzz_plugin_slack_socket: tests/fuzz/fuzz_plugin.c $(wildcard plugins/slack/*.c plugins/slack/*.h plugins/*.h tests/fuzz/prelude/slack_socket/*) core/plugin_api.h
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -Iplugins/slack -Iplugins -DFUZZ_MODE='"socket"' \
+	    -DFUZZ_PRELUDE='"tests/fuzz/prelude/slack_socket"' \
+	    -o $@ tests/fuzz/fuzz_plugin.c $(wildcard plugins/slack/*.c) $(PKG_LIBS) -lm
 
 $(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_CORE) $(wildcard core/*.h)
 	@mkdir -p $(@D)

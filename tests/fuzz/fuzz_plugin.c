@@ -11,9 +11,10 @@
  * the plugin has made so far, after which its due timers fire (or, for a
  * first byte of 4 mod 5, do not).
  *
- * Gateway plugins (Discord, Mattermost) parse events only once connected
- * and identified.  For them the build names a prelude folder
- * (tests/fuzz/prelude/<plugin>/): every input then runs on a freshly started
+ * Gateway plugins (Discord, Mattermost, Slack in Socket Mode) parse events
+ * only once connected and identified.  For them the build names a prelude
+ * folder
+ * (tests/fuzz/prelude/<target>/): every input then runs on a freshly started
  * plugin that first replays those inputs in name order (the start-up
  * answers and the handshake), and is stopped afterwards the way the host
  * stops a channel.
@@ -65,6 +66,12 @@ static void h_log(struct fd_channel *ch, enum fd_log_level l, const char *fmt, .
 static const char *h_conf(struct fd_channel *ch, const char *key)
 {
     (void)ch;
+#ifdef FUZZ_MODE /* a second target of one plugin: Slack's Socket Mode */
+    if (!strcmp(key, "mode"))
+        return FUZZ_MODE;
+    if (!strcmp(key, "app_token"))
+        return "xapp-1-A0FUZZ-1-fuzz";
+#endif
     for (const struct fd_key *k = frontdesk_plugin.keys; k && k->name; k++) {
         if (strcmp(k->name, key))
             continue;
