@@ -205,6 +205,18 @@ int main(void)
           "the waiting DM is pending again");
     outbox_rec_clear(&r);
 
+    /* A deep link to a case retention has deleted opens a new case. */
+    int64_t gone;
+    store_case_create(st, ch.name, "gil", &gone);
+    usleep(2000);
+    store_case_prune(st, store_now_ms(), 1000);
+    char old_link[24];
+    snprintf(old_link, sizeof old_link, "%lld", (long long)gone);
+    a = deliver("/start", true, "gil", old_link, &rc);
+    CHECK(rc == FD_OK && case_of(a, 0) > 0 && case_of(a, 0) != gone,
+          "a deep link to a deleted case opens a new one");
+    cJSON_Delete(a);
+
     /* dedupe */
     struct fd_msg m = {.event_id = "same", .text = "x", .user_id = "fay"};
     CHECK(router_deliver(&ch, &m) == FD_OK, "a new event is accepted");
