@@ -1,7 +1,7 @@
 /*
  * script.c - channel scripts (see script.h): one sandboxed lua_State per
  * loaded script version, the msg object and its actions, require from the
- * library folder, and the *_test.lua runner.
+ * library folder.  The *_test.lua runner is script_test.c.
  *
  * Invariants:
  *  - Every Lua entry from C is a lua_pcall with the traceback handler
@@ -45,6 +45,7 @@
 #include "fdlib.h"
 #include "log.h"
 #include "plugin_api.h"
+#include "script_impl.h"
 
 #define DEFAULT_BUDGET 10000000L
 #define DEFAULT_MEMORY ((size_t)64 << 20)
@@ -63,22 +64,6 @@ struct call {
     unsigned long gen;
 };
 
-struct script {
-    lua_State *L;
-    char *path;
-    char *name;      /* chunk name shown in errors: the file's base name */
-    char *lib_dir;   /* may be NULL */
-    char *lib_label; /* base name of lib_dir, for module chunk names */
-    struct script_env env;
-    long budget;
-    size_t mem_used, mem_limit;
-    struct call *call; /* the on_message call in progress, or NULL */
-    unsigned long gen;
-    /* the test runner */
-    const struct script_test_hooks *hooks;
-    FILE *out;
-};
-
 struct msgref {
     unsigned long gen;
     int part;
@@ -86,9 +71,8 @@ struct msgref {
 
 static char loaded_key;  /* registry: require's cache */
 static char loading_key; /* sentinel while a module loads */
-static char tests_key;   /* registry: the test file's {name, fn} list */
 
-static struct script *owner(lua_State *L)
+struct script *script_owner(lua_State *L)
 {
     return *(struct script **)lua_getextraspace(L);
 }
@@ -120,7 +104,7 @@ static const char *base_name(const char *p)
 }
 
 /* Copies a Lua message into err on one line. */
-static void set_err(char *err, size_t errlen, const char *msg)
+void script_set_err(char *err, size_t errlen, const char *msg)
 {
     if (!err || errlen == 0)
         return;
@@ -134,7 +118,7 @@ static void set_err(char *err, size_t errlen, const char *msg)
 
 static void budget_hook(lua_State *L, lua_Debug *ar)
 {
-    struct script *s = owner(L);
+    struct script *s = script_owner(L);
     /* From now on every instruction fails, so pcall cannot swallow it. */
     lua_sethook(L, budget_hook, LUA_MASKCOUNT, 1);
     if (lua_getinfo(L, "Sl", ar) && ar->currentline > 0)
@@ -146,7 +130,7 @@ static void budget_hook(lua_State *L, lua_Debug *ar)
     lua_error(L);
 }
 
-static void set_budget(struct script *s)
+void script_set_budget(struct script *s)
 {
     int n = s->budget > INT_MAX ? INT_MAX : (int)s->budget;
     lua_sethook(s->L, budget_hook, LUA_MASKCOUNT, n);
@@ -168,7 +152,7 @@ static void push_where(lua_State *L)
 /* The message handler of every pcall: turns the error object into a
  * string (with a location if it had none to carry) and logs the
  * traceback at debug level. */
-static int msgh(lua_State *L)
+int script_msgh(lua_State *L)
 {
     const char *msg = lua_tostring(L, 1);
     if (!msg) {
@@ -181,7 +165,7 @@ static int msgh(lua_State *L)
                                   lua_tostring(L, -1), luaL_typename(L, 1));
         }
     }
-    struct script *s = owner(L);
+    struct script *s = script_owner(L);
     if (s->env.log) {
         luaL_traceback(L, L, msg, 1);
         s->env.log(s->env.ud, FD_LOG_DEBUG, lua_tostring(L, -1));
@@ -192,17 +176,17 @@ static int msgh(lua_State *L)
 }
 
 /* Formats a failed pcall's status and message into err. */
-static void call_error(struct script *s, int st, char *err, size_t errlen)
+void script_call_error(struct script *s, int st, char *err, size_t errlen)
 {
     char buf[256];
     if (st == LUA_ERRMEM) {
         snprintf(buf, sizeof buf,
                  "%s: not enough memory (script memory limit %zu MiB)", s->name,
                  s->mem_limit >> 20);
-        set_err(err, errlen, buf);
+        script_set_err(err, errlen, buf);
     } else {
         const char *m = lua_tostring(s->L, -1);
-        set_err(err, errlen, m ? m : "error in error handling");
+        script_set_err(err, errlen, m ? m : "error in error handling");
     }
 }
 
@@ -210,7 +194,7 @@ static void call_error(struct script *s, int st, char *err, size_t errlen)
 
 /* Reads `path` into a collector-owned buffer and compiles it as text;
  * pushes the chunk, or raises with a message naming the file. */
-static void load_file(lua_State *L, const char *path, const char *chunkname,
+void script_load_file(lua_State *L, const char *path, const char *chunkname,
                       const char *shown)
 {
     struct stat st;
@@ -255,7 +239,7 @@ static bool module_name_ok(const char *n, size_t len)
  * in the script's sandbox once; later calls return the cached value. */
 static int l_require(lua_State *L)
 {
-    struct script *s = owner(L);
+    struct script *s = script_owner(L);
     size_t len;
     const char *name = luaL_checklstring(L, 1, &len);
     if (!module_name_ok(name, len))
@@ -287,7 +271,7 @@ static int l_require(lua_State *L)
                           shown);
     lua_pushlightuserdata(L, &loading_key);
     lua_setfield(L, cache, name);
-    load_file(L, path, chunk, shown);
+    script_load_file(L, path, chunk, shown);
     lua_pushvalue(L, 1);
     if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
         lua_pushnil(L); /* not loading any more: a later require retries */
@@ -320,7 +304,7 @@ static int l_load(lua_State *L)
 
 static int l_print(lua_State *L)
 {
-    struct script *s = owner(L);
+    struct script *s = script_owner(L);
     int n = lua_gettop(L);
     luaL_Buffer b;
     luaL_buffinit(L, &b);
@@ -384,9 +368,9 @@ static int msg_newindex(lua_State *L);
 static int msg_tostring(lua_State *L);
 
 /* Builds the sandbox in a fresh state (protected: may raise). */
-static void open_sandbox(lua_State *L)
+void script_open_sandbox(lua_State *L)
 {
-    struct script *s = owner(L);
+    struct script *s = script_owner(L);
     open_lib(L, LUA_GNAME, luaopen_base);
     open_lib(L, LUA_STRLIBNAME, luaopen_string);
     open_lib(L, LUA_TABLIBNAME, luaopen_table);
@@ -448,14 +432,14 @@ static void open_sandbox(lua_State *L)
 }
 
 /* A new script with its state, not yet loaded; NULL with err set. */
-static struct script *state_new(const char *path, const char *lib_dir,
+struct script *script_state_new(const char *path, const char *lib_dir,
                                 const struct script_limits *lim,
                                 const struct script_env *env, char *err,
                                 size_t errlen)
 {
     struct script *s = calloc(1, sizeof *s);
     if (!s) {
-        set_err(err, errlen, "out of memory");
+        script_set_err(err, errlen, "out of memory");
         return NULL;
     }
     s->path = strdup(path);
@@ -475,10 +459,10 @@ static struct script *state_new(const char *path, const char *lib_dir,
     if (!s->L)
         goto fail;
     *(struct script **)lua_getextraspace(s->L) = s;
-    set_budget(s);
+    script_set_budget(s);
     return s;
 fail:
-    set_err(err, errlen, "out of memory");
+    script_set_err(err, errlen, "out of memory");
     script_free(s);
     return NULL;
 }
@@ -487,7 +471,7 @@ fail:
 
 static const struct script_msg *live_msg(lua_State *L, const struct msgref *r)
 {
-    struct script *s = owner(L);
+    struct script *s = script_owner(L);
     if (!s->call || s->call->gen != r->gen)
         luaL_error(L, "msg is only valid during the on_message call it was "
                       "passed to");
@@ -605,7 +589,7 @@ static int msg_newindex(lua_State *L)
 static int msg_tostring(lua_State *L)
 {
     struct msgref *r = luaL_checkudata(L, 1, MSG_META);
-    struct script *s = owner(L);
+    struct script *s = script_owner(L);
     if (s->call && s->call->gen == r->gen && s->call->m->id)
         lua_pushfstring(L, "msg(%s)", s->call->m->id);
     else
@@ -621,7 +605,7 @@ static struct call *call_of(lua_State *L, const char *fn)
     if (!r)
         luaL_error(L, "msg:%s: call it with a colon: msg:%s(...)", fn, fn);
     live_msg(L, r);
-    return owner(L)->call;
+    return script_owner(L)->call;
 }
 
 /* The string argument at idx: NULL when nil and optional; raises when the
@@ -774,12 +758,12 @@ static void check_on_message(lua_State *L, const struct script *s)
 /* Protected: builds the sandbox, compiles and runs the main chunk. */
 static int load_main(lua_State *L)
 {
-    struct script *s = owner(L);
+    struct script *s = script_owner(L);
     bool want_on_message = lua_toboolean(L, 1);
-    open_sandbox(L);
+    script_open_sandbox(L);
     char chunk[300];
     snprintf(chunk, sizeof chunk, "@%s", s->name);
-    load_file(L, s->path, chunk, s->path);
+    script_load_file(L, s->path, chunk, s->path);
     lua_call(L, 0, 0);
     if (want_on_message)
         check_on_message(L, s);
@@ -792,13 +776,13 @@ static int run_load(struct script *s, bool want_on_message, char *err,
 {
     lua_State *L = s->L;
     lua_settop(L, 0);
-    lua_pushcfunction(L, msgh);
+    lua_pushcfunction(L, script_msgh);
     lua_pushcfunction(L, load_main);
     lua_pushboolean(L, want_on_message);
-    set_budget(s);
+    script_set_budget(s);
     int st = lua_pcall(L, 1, 0, 1);
     if (st != LUA_OK)
-        call_error(s, st, err, errlen);
+        script_call_error(s, st, err, errlen);
     lua_settop(L, 0);
     return st == LUA_OK ? 0 : -1;
 }
@@ -809,10 +793,10 @@ int script_load(const char *path, const char *lib_dir,
 {
     *out = NULL;
     if (!path) {
-        set_err(err, errlen, "no script path");
+        script_set_err(err, errlen, "no script path");
         return -1;
     }
-    struct script *s = state_new(path, lib_dir, lim, env, err, errlen);
+    struct script *s = script_state_new(path, lib_dir, lim, env, err, errlen);
     if (!s)
         return -1;
     if (run_load(s, true, err, errlen) < 0) {
@@ -827,7 +811,7 @@ int script_load(const char *path, const char *lib_dir,
 /* Protected: on_message(msg). */
 static int call_main(lua_State *L)
 {
-    struct script *s = owner(L);
+    struct script *s = script_owner(L);
     if (lua_getglobal(L, "on_message") != LUA_TFUNCTION) {
         lua_pushfstring(L, "%s: on_message is not a function any more",
                         s->name);
@@ -866,30 +850,30 @@ int script_call(struct script *s, const struct script_msg *m,
                 struct script_result *res, char *err, size_t errlen)
 {
     if (!s || !m || !res) {
-        set_err(err, errlen, "script_call: nothing to run");
+        script_set_err(err, errlen, "script_call: nothing to run");
         return -1;
     }
     lua_State *L = s->L;
     struct call c = {.m = m, .gen = ++s->gen};
     s->call = &c;
     lua_settop(L, 0);
-    lua_pushcfunction(L, msgh);
+    lua_pushcfunction(L, script_msgh);
     lua_pushcfunction(L, call_main);
-    set_budget(s);
+    script_set_budget(s);
     int st = lua_pcall(L, 0, 0, 1);
     s->call = NULL;
     int rc = 0;
     if (st != LUA_OK) {
-        call_error(s, st, err, errlen);
+        script_call_error(s, st, err, errlen);
         rc = -1;
     } else if (result_append(res, &c.pending) < 0) {
-        set_err(err, errlen, "out of memory");
+        script_set_err(err, errlen, "out of memory");
         rc = -1;
     }
     script_result_clear(&c.pending);
     lua_settop(L, 0);
     if (rc < 0) {
-        set_budget(s);            /* finalisers get a fresh budget */
+        script_set_budget(s);     /* finalisers get a fresh budget */
         lua_gc(L, LUA_GCCOLLECT); /* a failed call leaves garbage behind */
     }
     return rc;
@@ -900,7 +884,7 @@ void script_free(struct script *s)
     if (!s)
         return;
     if (s->L) {
-        set_budget(s); /* finalisers run under the budget too */
+        script_set_budget(s); /* finalisers run under the budget too */
         lua_close(s->L);
     }
     free(s->path);
@@ -910,7 +894,10 @@ void script_free(struct script *s)
     free(s);
 }
 
-const char *script_path(const struct script *s) { return s ? s->path : NULL; }
+const char *script_path(const struct script *s)
+{
+    return s ? s->path : NULL;
+}
 
 void script_result_clear(struct script_result *r)
 {
@@ -941,452 +928,4 @@ const char *script_action_name(enum script_action_kind k)
         return "tag";
     }
     return "?";
-}
-
-/* ---- the test runner --------------------------------------------------- */
-
-/* A short, one-line rendering of the value at idx for failure messages. */
-static void repr(lua_State *L, int idx, char *out, size_t cap, int depth)
-{
-    size_t o = strlen(out);
-    if (o + 1 >= cap)
-        return;
-    idx = lua_absindex(L, idx);
-    switch (lua_type(L, idx)) {
-    case LUA_TSTRING: {
-        size_t n;
-        const char *v = lua_tolstring(L, idx, &n);
-        out[o++] = '"';
-        for (size_t i = 0; i < n && o + 6 < cap; i++) {
-            unsigned char c = (unsigned char)v[i];
-            if (c == '"' || c == '\\')
-                out[o++] = '\\', out[o++] = (char)c;
-            else if (c == '\n')
-                out[o++] = '\\', out[o++] = 'n';
-            else if (c < 0x20)
-                o += (size_t)snprintf(out + o, cap - o, "\\%u", c);
-            else
-                out[o++] = (char)c;
-            if (i == 200 && n > 210) {
-                memcpy(out + o, "...", 3);
-                o += 3;
-                break;
-            }
-        }
-        if (o + 1 < cap)
-            out[o++] = '"';
-        out[o < cap ? o : cap - 1] = '\0';
-        return;
-    }
-    case LUA_TTABLE: {
-        if (depth > 2 || !lua_checkstack(L, 3)) {
-            snprintf(out + o, cap - o, "{...}");
-            return;
-        }
-        snprintf(out + o, cap - o, "{");
-        bool first = true;
-        lua_pushnil(L);
-        while (lua_next(L, idx)) {
-            o = strlen(out);
-            if (!first && o + 2 < cap)
-                snprintf(out + o, cap - o, ", ");
-            first = false;
-            if (lua_type(L, -2) == LUA_TSTRING) {
-                o = strlen(out);
-                snprintf(out + o, cap - o, "%s=", lua_tostring(L, -2));
-            } else if (!lua_isinteger(L, -2)) {
-                o = strlen(out);
-                snprintf(out + o, cap - o, "[?]=");
-            }
-            repr(L, -1, out, cap, depth + 1);
-            lua_pop(L, 1);
-        }
-        o = strlen(out);
-        snprintf(out + o, cap - o, "}");
-        return;
-    }
-    default:
-        luaL_tolstring(L, idx, NULL);
-        snprintf(out + o, cap - o, "%s", lua_tostring(L, -1));
-        lua_pop(L, 1);
-    }
-}
-
-static bool deep_equal(lua_State *L, int a, int b, int depth)
-{
-    a = lua_absindex(L, a);
-    b = lua_absindex(L, b);
-    if (lua_rawequal(L, a, b))
-        return true;
-    if (lua_type(L, a) != LUA_TTABLE || lua_type(L, b) != LUA_TTABLE ||
-        depth > 16 || !lua_checkstack(L, 4))
-        return false;
-    long na = 0, nb = 0;
-    lua_pushnil(L);
-    while (lua_next(L, a)) {
-        na++;
-        lua_pushvalue(L, -2);
-        lua_rawget(L, b);
-        bool eq = deep_equal(L, -1, -2, depth + 1);
-        lua_pop(L, 2);
-        if (!eq) {
-            lua_pop(L, 1);
-            return false;
-        }
-    }
-    lua_pushnil(L);
-    while (lua_next(L, b)) {
-        nb++;
-        lua_pop(L, 1);
-    }
-    return na == nb;
-}
-
-/* Raises "file:line: msg: detail" at the test's line. */
-static int fail(lua_State *L, int msg_idx, const char *detail)
-{
-    const char *m = lua_tostring(L, msg_idx);
-    luaL_where(L, 1);
-    if (m)
-        lua_pushfstring(L, "%s%s: %s", lua_tostring(L, -1), m, detail);
-    else
-        lua_pushfstring(L, "%s%s", lua_tostring(L, -1), detail);
-    return lua_error(L);
-}
-
-/* eq(got, want [, msg]): deep equality for tables */
-static int t_eq(lua_State *L)
-{
-    lua_settop(L, 3);
-    if (deep_equal(L, 1, 2, 0))
-        return 0;
-    char g[400] = "", w[400] = "", d[900];
-    repr(L, 1, g, sizeof g, 0);
-    repr(L, 2, w, sizeof w, 0);
-    snprintf(d, sizeof d, "got %s, want %s", g, w);
-    return fail(L, 3, d);
-}
-
-static bool str_has(lua_State *L, int idx, const char *needle)
-{
-    const char *h =
-        lua_type(L, idx) == LUA_TSTRING ? lua_tostring(L, idx) : NULL;
-    return h && strstr(h, needle);
-}
-
-/* String haystack: substring.  Table (e.g. send()'s actions): an element
- * equal to needle, a string element containing it, or an element whose
- * .text contains it. */
-static bool haystack_has(lua_State *L, const char *needle)
-{
-    if (lua_type(L, 1) == LUA_TSTRING)
-        return str_has(L, 1, needle);
-    if (lua_type(L, 1) != LUA_TTABLE)
-        return false;
-    lua_Integer n = (lua_Integer)lua_rawlen(L, 1);
-    for (lua_Integer i = 1; i <= n; i++) {
-        int t = lua_rawgeti(L, 1, i);
-        bool hit = false;
-        if (t == LUA_TSTRING) {
-            hit = str_has(L, -1, needle);
-        } else if (t == LUA_TTABLE) {
-            lua_getfield(L, -1, "text");
-            hit = str_has(L, -1, needle);
-            lua_pop(L, 1);
-        }
-        lua_pop(L, 1);
-        if (hit)
-            return true;
-    }
-    return false;
-}
-
-static int contains_impl(lua_State *L, bool want)
-{
-    lua_settop(L, 3);
-    if (lua_type(L, 2) != LUA_TSTRING)
-        return luaL_error(L, "contains: needle must be a string, got %s",
-                          luaL_typename(L, 2));
-    char h[500] = "", n[300] = "", d[900];
-    if (lua_type(L, 1) != LUA_TSTRING && lua_type(L, 1) != LUA_TTABLE) {
-        snprintf(d, sizeof d, "expected a string or a table to search, got %s",
-                 luaL_typename(L, 1));
-        return fail(L, 3, d);
-    }
-    if (haystack_has(L, lua_tostring(L, 2)) == want)
-        return 0;
-    repr(L, 1, h, sizeof h, 0);
-    repr(L, 2, n, sizeof n, 0);
-    snprintf(d, sizeof d, "%s %s %s", h, want ? "does not contain" : "contains",
-             n);
-    return fail(L, 3, d);
-}
-
-static int t_contains(lua_State *L) { return contains_impl(L, true); }
-static int t_not_contains(lua_State *L) { return contains_impl(L, false); }
-
-/* find(actions, kind [, text]) -> first action of that kind (whose text
- * contains `text`, if given), or nil */
-static int t_find(lua_State *L)
-{
-    luaL_checktype(L, 1, LUA_TTABLE);
-    const char *kind = luaL_checkstring(L, 2);
-    const char *needle = luaL_optstring(L, 3, NULL);
-    lua_Integer n = (lua_Integer)lua_rawlen(L, 1);
-    for (lua_Integer i = 1; i <= n; i++) {
-        if (lua_rawgeti(L, 1, i) == LUA_TTABLE) {
-            lua_getfield(L, -1, "action");
-            lua_getfield(L, -2, "text");
-            bool hit = lua_type(L, -2) == LUA_TSTRING &&
-                       strcmp(lua_tostring(L, -2), kind) == 0 &&
-                       (!needle || str_has(L, -1, needle));
-            lua_pop(L, 2);
-            if (hit)
-                return 1;
-        }
-        lua_pop(L, 1);
-    }
-    lua_pushnil(L);
-    return 1;
-}
-
-/* assert(v [, msg]) that always says where it failed */
-static int t_assert(lua_State *L)
-{
-    if (lua_toboolean(L, 1))
-        return lua_gettop(L);
-    luaL_where(L, 1);
-    if (lua_gettop(L) >= 3 && lua_type(L, 2) == LUA_TSTRING)
-        lua_pushfstring(L, "%s%s", lua_tostring(L, -1), lua_tostring(L, 2));
-    else
-        lua_pushfstring(L, "%sassertion failed!", lua_tostring(L, -1));
-    return lua_error(L);
-}
-
-/* test(name, fn): registers a test; they run after the file loaded. */
-static int t_test(lua_State *L)
-{
-    luaL_checkstring(L, 1);
-    luaL_checktype(L, 2, LUA_TFUNCTION);
-    lua_rawgetp(L, LUA_REGISTRYINDEX, &tests_key);
-    lua_Integer n = (lua_Integer)lua_rawlen(L, -1);
-    lua_createtable(L, 2, 0);
-    lua_pushvalue(L, 1);
-    lua_rawseti(L, -2, 1);
-    lua_pushvalue(L, 2);
-    lua_rawseti(L, -2, 2);
-    lua_rawseti(L, -2, n + 1);
-    return 0;
-}
-
-/* JSON value (light userdata) -> Lua value; protected, so the caller can
- * free the JSON even when this runs out of memory. */
-static void push_json(lua_State *L, const cJSON *j, int depth)
-{
-    luaL_checkstack(L, 3, "send: result too deep");
-    if (depth > 32 || !j || cJSON_IsNull(j)) {
-        lua_pushnil(L);
-    } else if (cJSON_IsBool(j)) {
-        lua_pushboolean(L, cJSON_IsTrue(j));
-    } else if (cJSON_IsNumber(j)) {
-        double d = j->valuedouble;
-        if (d >= -9.0e15 && d <= 9.0e15 && d == (double)(lua_Integer)d)
-            lua_pushinteger(L, (lua_Integer)d);
-        else
-            lua_pushnumber(L, d);
-    } else if (cJSON_IsString(j)) {
-        lua_pushstring(L, j->valuestring);
-    } else if (cJSON_IsArray(j) || cJSON_IsObject(j)) {
-        bool arr = cJSON_IsArray(j);
-        lua_newtable(L);
-        lua_Integer i = 1;
-        for (const cJSON *c = j->child; c; c = c->next) {
-            push_json(L, c, depth + 1);
-            if (arr)
-                lua_rawseti(L, -2, i++);
-            else if (c->string)
-                lua_setfield(L, -2, c->string);
-            else
-                lua_pop(L, 1);
-        }
-    } else {
-        lua_pushnil(L);
-    }
-}
-
-static int json_to_lua(lua_State *L)
-{
-    push_json(L, lua_touserdata(L, 1), 0);
-    return 1;
-}
-
-static const char *opt_field(lua_State *L, int t, const char *k)
-{
-    lua_getfield(L, t, k);
-    int ty = lua_type(L, -1);
-    if (ty != LUA_TNIL && ty != LUA_TSTRING)
-        luaL_error(L, "send: option %s must be a string, got %s", k,
-                   luaL_typename(L, -1));
-    return lua_tostring(L, -1); /* stays on the stack */
-}
-
-/* send(text [, {private=bool, user=string, platform=string}]) -> actions */
-static int t_send(lua_State *L)
-{
-    struct script *s = owner(L);
-    if (lua_type(L, 1) != LUA_TSTRING)
-        return luaL_error(L, "send: text must be a string, got %s",
-                          luaL_typename(L, 1));
-    const char *text = lua_tostring(L, 1);
-    bool priv = false;
-    const char *user = NULL, *platform = NULL;
-    if (lua_type(L, 2) == LUA_TTABLE) {
-        lua_pushnil(L);
-        while (lua_next(L, 2)) {
-            const char *k =
-                lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "?";
-            if (strcmp(k, "private") && strcmp(k, "user") &&
-                strcmp(k, "platform"))
-                return luaL_error(L,
-                                  "send: unknown option '%s' (private, "
-                                  "user, platform)",
-                                  k);
-            lua_pop(L, 1);
-        }
-        lua_getfield(L, 2, "private");
-        priv = lua_toboolean(L, -1);
-        lua_pop(L, 1);
-        user = opt_field(L, 2, "user");
-        platform = opt_field(L, 2, "platform");
-    } else if (!lua_isnoneornil(L, 2)) {
-        return luaL_error(L, "send: options must be a table, got %s",
-                          luaL_typename(L, 2));
-    }
-    if (!s->hooks || !s->hooks->send)
-        return luaL_error(L, "send: there is no script under test");
-    lua_pushcfunction(L, json_to_lua); /* before the JSON exists */
-    char err[512] = "";
-    cJSON *arr = s->hooks->send(s->hooks->ud, text, priv, user, platform, err,
-                                sizeof err);
-    if (!arr)
-        return luaL_error(L, "send: %s", err[0] ? err : "failed");
-    lua_pushlightuserdata(L, arr);
-    int st = lua_pcall(L, 1, 1, 0);
-    cJSON_Delete(arr);
-    if (st != LUA_OK)
-        return lua_error(L);
-    return 1;
-}
-
-/* reset(): a fresh conversation in the middle of a test */
-static int t_reset(lua_State *L)
-{
-    struct script *s = owner(L);
-    if (s->hooks && s->hooks->reset)
-        s->hooks->reset(s->hooks->ud);
-    return 0;
-}
-
-static const luaL_Reg test_funcs[] = {
-    {"test", t_test},
-    {"send", t_send},
-    {"eq", t_eq},
-    {"contains", t_contains},
-    {"not_contains", t_not_contains},
-    {"find", t_find},
-    {"assert", t_assert},
-    {"reset", t_reset},
-    {NULL, NULL},
-};
-
-/* Protected: the sandbox plus the test functions, then the test file. */
-static int load_tests(lua_State *L)
-{
-    struct script *s = owner(L);
-    open_sandbox(L);
-    lua_newtable(L);
-    lua_rawsetp(L, LUA_REGISTRYINDEX, &tests_key);
-    lua_pushglobaltable(L);
-    luaL_setfuncs(L, test_funcs, 0);
-    lua_pop(L, 1);
-    char chunk[300];
-    snprintf(chunk, sizeof chunk, "@%s", s->name);
-    load_file(L, s->path, chunk, s->path);
-    lua_call(L, 0, 0);
-    return 0;
-}
-
-static void test_log(void *ud, int level, const char *msg)
-{
-    FILE *out = ud;
-    if (out && level >= FD_LOG_INFO)
-        fprintf(out, "# %s\n", msg);
-}
-
-int script_run_tests(const char *test_path, const char *lib_dir,
-                     const struct script_test_hooks *hooks, int *passed,
-                     int *failed, FILE *out, char *err, size_t errlen)
-{
-    int np = 0, nf = 0, rc = 0;
-    struct script_env env = {.ud = out, .log = test_log};
-    struct script *s = NULL;
-    if (!test_path) {
-        set_err(err, errlen, "no test file");
-        rc = -1;
-        goto done;
-    }
-    s = state_new(test_path, lib_dir, NULL, &env, err, errlen);
-    if (!s) {
-        rc = -1;
-        goto done;
-    }
-    s->hooks = hooks;
-    s->out = out;
-    lua_State *L = s->L;
-    lua_pushcfunction(L, msgh);
-    lua_pushcfunction(L, load_tests);
-    set_budget(s);
-    int st = lua_pcall(L, 0, 0, 1);
-    if (st != LUA_OK) {
-        call_error(s, st, err, errlen);
-        rc = -1;
-        goto done;
-    }
-    lua_settop(L, 0);
-    for (lua_Integer i = 1;; i++) {
-        lua_settop(L, 0);
-        lua_rawgetp(L, LUA_REGISTRYINDEX, &tests_key);
-        if (lua_rawgeti(L, 1, i) != LUA_TTABLE)
-            break;
-        lua_rawgeti(L, 2, 1); /* 3: name */
-        lua_pushcfunction(L, msgh);
-        lua_rawgeti(L, 2, 2);
-        if (hooks && hooks->reset)
-            hooks->reset(hooks->ud);
-        set_budget(s);
-        st = lua_pcall(L, 0, 0, 4);
-        const char *name = lua_tostring(L, 3);
-        if (st == LUA_OK) {
-            np++;
-            if (out)
-                fprintf(out, "ok - %s: %s\n", s->name, name);
-        } else {
-            char why[600];
-            call_error(s, st, why, sizeof why);
-            nf++;
-            if (out)
-                fprintf(out, "not ok - %s: %s: %s\n", s->name, name, why);
-            set_budget(s);
-            lua_gc(L, LUA_GCCOLLECT);
-        }
-    }
-    if (out)
-        fflush(out);
-done:
-    script_free(s);
-    if (passed)
-        *passed = np;
-    if (failed)
-        *failed = nf;
-    return rc;
 }
