@@ -40,7 +40,7 @@ struct lookup {
 
 static struct {
     int efd; /* set once, before the first thread; never closed */
-    struct loop_watch *watch;
+    struct loop_watch *watch; /* for the daemon's lifetime */
     struct lookup *list;
 } L = {.efd = -1};
 

@@ -138,6 +138,20 @@ static bool batch_open(void) { return router_batch_open(D.router); }
 #define WEEK_MS (7LL * 24 * 3600 * 1000)
 #define PRUNE_CHUNK 500
 
+/* Deletes in chunks until one comes back short (returns true: all done)
+ * or the loop time runs out at `until`; adds what went to *deleted. */
+static bool prune_chunks(int (*chunk)(struct store *, int64_t, int),
+                         struct store *st, int64_t before, int64_t until,
+                         int *deleted)
+{
+    int n = PRUNE_CHUNK;
+    while (n == PRUNE_CHUNK && store_now_ms() < until) {
+        n = chunk(st, before, PRUNE_CHUNK);
+        *deleted += n > 0 ? n : 0;
+    }
+    return n < PRUNE_CHUNK;
+}
+
 static void prune(void *ud)
 {
     (void)ud;
@@ -155,25 +169,19 @@ static void prune(void *ud)
     /* Sent entries are kept a week (for inspection), then deleted, in
      * chunks of at most ~10 ms of loop time; a backlog continues soon. */
     int64_t until = store_now_ms() + 10;
-    int chunk = PRUNE_CHUNK;
-    while (chunk == PRUNE_CHUNK && store_now_ms() < until)
-        chunk = store_outbox_prune(st, store_now_ms() - WEEK_MS, PRUNE_CHUNK);
+    int sent = 0, cases = 0;
+    bool done = prune_chunks(store_outbox_prune, st, store_now_ms() - WEEK_MS,
+                             until, &sent);
     /* Cases nobody touched for case_retention_days go the same way: the
      * state file does not grow with every customer ever seen. */
-    int cases = 0, deleted = 0;
     int64_t keep_ms = (int64_t)D.cfg->case_retention_days * 24 * 3600 * 1000;
-    if (keep_ms > 0 && chunk < PRUNE_CHUNK) {
-        cases = PRUNE_CHUNK;
-        while (cases == PRUNE_CHUNK && store_now_ms() < until) {
-            cases = store_case_prune(st, store_now_ms() - keep_ms, PRUNE_CHUNK);
-            deleted += cases > 0 ? cases : 0;
-        }
-    }
-    if (deleted > 0)
-        log_info("core", "%d case(s) untouched for %d days deleted", deleted,
+    if (done && keep_ms > 0)
+        done = prune_chunks(store_case_prune, st, store_now_ms() - keep_ms,
+                            until, &cases);
+    if (cases > 0)
+        log_info("core", "%d case(s) untouched for %d days deleted", cases,
                  D.cfg->case_retention_days);
-    bool more = chunk == PRUNE_CHUNK || cases == PRUNE_CHUNK;
-    loop_timer_schedule(D.prune, more ? 1000 : 3600 * 1000);
+    loop_timer_schedule(D.prune, done ? 3600 * 1000 : 1000);
 }
 
 static int cmd_run(int argc, char **argv)

@@ -115,6 +115,7 @@ int router_flush(struct router *r)
     r->flushing = false;
     return rc;
 }
+
 /* Batches are numbered in order, so "a batch since the channel's first
  * unchecked delivery failed" is one comparison with the newest failure. */
 static void note_delivery(struct router *r, struct fd_channel *ch)

@@ -48,7 +48,7 @@ static const char *const sql[Q_COUNT] = {
     /* The oldest done entries first, through the (state, id) index: each
      * call does bounded work however large the table. */
     [Q_OB_PRUNE] = "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox"
-                   " WHERE state = 1 ORDER BY id LIMIT ?) AND created < ?",
+                   " WHERE state = 1 ORDER BY id LIMIT ?2) AND created < ?1",
     /* Through the created index: a case untouched since before_ms was
      * created before it too, so each call visits only old cases (those
      * still in use among them are passed over). */
@@ -411,16 +411,22 @@ int store_outbox_expire_dms(struct store *s, int64_t before_ms,
     return sqlite3_changes(s->db);
 }
 
-int store_outbox_prune(struct store *s, int64_t before_ms, int max)
+/* One chunk of a pruning delete (?1 = before_ms, ?2 = max): how many
+ * rows went. */
+static int delete_chunk(struct store *s, int q, int64_t before_ms, int max)
 {
     if (tx(s) < 0)
         return -1;
-    sqlite3_stmt *st = s->q[Q_OB_PRUNE];
-    sqlite3_bind_int(st, 1, max);
-    sqlite3_bind_int64(st, 2, before_ms);
-    if (exec_q(s, Q_OB_PRUNE) < 0)
+    sqlite3_bind_int64(s->q[q], 1, before_ms);
+    sqlite3_bind_int(s->q[q], 2, max);
+    if (exec_q(s, q) < 0)
         return -1;
     return sqlite3_changes(s->db);
+}
+
+int store_outbox_prune(struct store *s, int64_t before_ms, int max)
+{
+    return delete_chunk(s, Q_OB_PRUNE, before_ms, max);
 }
 
 static void copy_col(char *dst, size_t n, sqlite3_stmt *st, int col)
@@ -512,14 +518,7 @@ int store_case_update(struct store *s, int64_t id, int state, const char *tag,
 
 int store_case_prune(struct store *s, int64_t before_ms, int max)
 {
-    if (tx(s) < 0)
-        return -1;
-    sqlite3_stmt *st = s->q[Q_CASE_PRUNE];
-    sqlite3_bind_int64(st, 1, before_ms);
-    sqlite3_bind_int(st, 2, max);
-    if (exec_q(s, Q_CASE_PRUNE) < 0)
-        return -1;
-    return sqlite3_changes(s->db);
+    return delete_chunk(s, Q_CASE_PRUNE, before_ms, max);
 }
 
 int store_case_list(struct store *s, bool open_only, store_case_fn fn, void *ud)

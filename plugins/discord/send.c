@@ -309,10 +309,10 @@ void dsc_send_done(struct dsc *d, struct call *c,
     char why[256], fallback[700];
     dsc_answer_parse(r, &a);
     dsc_describe(why, sizeof why, r, &a);
-    if (r->status >= 200 && r->status < 300)
-        note_bucket(d, s, r); /* before the next part is issued */
     const char *what = kind_name(s->kind);
     bool ok = r->status >= 200 && r->status < 300;
+    if (ok)
+        note_bucket(d, s, r); /* before the next part is issued */
 
     if (ok && s->step == STEP_OPEN_DM) {
         const char *id = dsc_json_str(a.doc, "id");
