@@ -4,7 +4,7 @@
 set -eu
 
 pkgs="build-essential pkg-config libwebsockets-dev libcurl4-openssl-dev
-libcjson-dev liblua5.4-dev libsqlite3-dev libssl-dev libinih-dev
+libcjson-dev liblua5.4-dev libsqlite3-dev libssl-dev libinih-dev libjemalloc-dev
 python3 curl chromium wrk valgrind"
 
 # Node.js runs the Telegram Bot API emulator in the end-to-end test; a Node

@@ -116,7 +116,9 @@ class Daemon:
         self.log_file = open(self.log_path, "ab")
         cmd = [FRONTDESK, "run", "-c", self.config]
         if os.environ.get("FD_VALGRIND"):
-            cmd = ["valgrind", "--error-exitcode=99", "--leak-check=full", "-q"] + cmd
+            # the daemon links jemalloc: memcheck must replace its malloc too
+            cmd = ["valgrind", "--error-exitcode=99", "--leak-check=full", "-q",
+                   "--soname-synonyms=somalloc=*jemalloc*"] + cmd
         self.proc = subprocess.Popen(cmd, stdout=self.log_file, stderr=subprocess.STDOUT, env=self.env)
         if wait and not wait_until(self.healthy, timeout=15):
             raise RuntimeError("daemon did not become healthy:\n" + self.log())
