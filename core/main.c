@@ -169,17 +169,22 @@ static void prune(void *ud)
     /* Sent entries are kept a week (for inspection), then deleted, in
      * chunks of at most ~10 ms of loop time; a backlog continues soon. */
     int64_t until = store_now_ms() + 10;
-    int sent = 0, cases = 0;
+    int sent = 0, cases = 0, entries = 0;
     bool done = prune_chunks(store_outbox_prune, st, store_now_ms() - WEEK_MS,
                              until, &sent);
-    /* Cases nobody touched for case_retention_days go the same way: the
-     * state file does not grow with every customer ever seen. */
+    /* Cases nobody touched for case_retention_days go the same way, and so
+     * do plugins' entries about users (links, DM channels, window times):
+     * the state file does not grow with every customer ever seen. */
     int64_t keep_ms = (int64_t)D.cfg->case_retention_days * 24 * 3600 * 1000;
     if (done && keep_ms > 0)
         done = prune_chunks(store_case_prune, st, store_now_ms() - keep_ms,
                             until, &cases);
-    if (cases > 0)
-        log_info("core", "%d case(s) untouched for %d days deleted", cases,
+    if (done && keep_ms > 0)
+        done = prune_chunks(store_kv_prune, st, store_now_ms() - keep_ms,
+                            until, &entries);
+    if (cases > 0 || entries > 0)
+        log_info("core", "%d case(s) and %d plugin entr%s untouched for %d "
+                 "days deleted", cases, entries, entries == 1 ? "y" : "ies",
                  D.cfg->case_retention_days);
     loop_timer_schedule(D.prune, done ? 3600 * 1000 : 1000);
 }

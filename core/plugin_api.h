@@ -262,7 +262,9 @@ struct fd_host {
 
     /* Per-channel persistent key/value store of the plugin (apart from the
      * script's fd.store). get returns a malloc'd copy the caller frees, or
-     * NULL; set with value NULL deletes. */
+     * NULL; set with value NULL deletes.  An entry neither read nor written
+     * for [core] case_retention_days is deleted: keep only what can be
+     * learnt again (caches, links to cases that retention deletes too). */
     char *(*kv_get)(struct fd_channel *ch, const char *key);
     int (*kv_set)(struct fd_channel *ch, const char *key, const char *value);
 

@@ -28,7 +28,7 @@ enum {
     Q_SEEN_ADD, Q_SEEN_PRUNE, Q_OB_EXPIRE_DMS, Q_OB_PRUNE, Q_CASE_PRUNE,
     Q_CASE_FIND, Q_CASE_GET, Q_CASE_NEW, Q_CASE_UPD, Q_CASE_LIST, Q_CASE_LIST_OPEN,
     Q_OB_ADD, Q_OB_SET, Q_OB_LIST, Q_OB_LIST_ALL, Q_OB_GET, Q_OB_WAKE,
-    Q_KV_GET, Q_KV_SET, Q_KV_DEL,
+    Q_KV_GET, Q_KV_TOUCH, Q_KV_SET, Q_KV_DEL, Q_KV_PRUNE,
     Q_SAVEPOINT, Q_RELEASE, Q_ROLLBACK_TO,
     Q_COUNT
 };
@@ -89,10 +89,17 @@ static const char *const sql[Q_COUNT] = {
                  " FROM outbox WHERE id = ?",
     [Q_OB_WAKE] = "UPDATE outbox SET state = 0, next_at = 0 WHERE case_id = ?"
                   " AND state = 3",
-    [Q_KV_GET] = "SELECT value FROM kv WHERE channel = ? AND key = ?",
-    [Q_KV_SET] = "INSERT INTO kv(channel, key, value) VALUES(?,?,?)"
-                 " ON CONFLICT(channel, key) DO UPDATE SET value = excluded.value",
+    [Q_KV_GET] = "SELECT value, used FROM kv WHERE channel = ? AND key = ?",
+    [Q_KV_TOUCH] = "UPDATE kv SET used = ?3 WHERE channel = ?1 AND key = ?2",
+    [Q_KV_SET] = "INSERT INTO kv(channel, key, value, used) VALUES(?,?,?,?)"
+                 " ON CONFLICT(channel, key) DO UPDATE SET value = excluded.value,"
+                 " used = excluded.used",
     [Q_KV_DEL] = "DELETE FROM kv WHERE channel = ? AND key = ?",
+    /* Plugins' entries only (their namespace is "plugin:<channel>"; channel
+     * names have no ':'), through the partial index of schema v3. */
+    [Q_KV_PRUNE] = "DELETE FROM kv WHERE (channel, key) IN (SELECT channel, key"
+                   " FROM kv WHERE channel >= 'plugin:' AND channel < 'plugin;'"
+                   " AND used < ?1 ORDER BY used LIMIT ?2)",
     [Q_SAVEPOINT] = "SAVEPOINT msg",
     [Q_RELEASE] = "RELEASE msg",
     [Q_ROLLBACK_TO] = "ROLLBACK TO msg",
@@ -122,6 +129,18 @@ static const char schema_v2[] =
     "BEGIN;"
     "CREATE INDEX IF NOT EXISTS cases_created ON cases(created);"
     "PRAGMA user_version = 2;"
+    "COMMIT;";
+
+/* v3: key/value entries record when they were last used, so plugins'
+ * entries (user links, DM channel caches, window times) can be retired
+ * like cases.  Entries from before count as used at the migration. */
+static const char schema_v3[] =
+    "BEGIN;"
+    "ALTER TABLE kv ADD COLUMN used INTEGER NOT NULL DEFAULT 0;"
+    "UPDATE kv SET used = CAST(strftime('%s', 'now') AS INTEGER) * 1000;"
+    "CREATE INDEX kv_plugin_used ON kv(used)"
+    " WHERE channel >= 'plugin:' AND channel < 'plugin;';"
+    "PRAGMA user_version = 3;"
     "COMMIT;";
 
 struct store {
@@ -269,13 +288,15 @@ int store_open(const char *path, struct store **out)
     if ((version == 0 &&
          sqlite3_exec(s->db, schema_v1, NULL, NULL, &err) != SQLITE_OK) ||
         (version < 2 &&
-         sqlite3_exec(s->db, schema_v2, NULL, NULL, &err) != SQLITE_OK)) {
+         sqlite3_exec(s->db, schema_v2, NULL, NULL, &err) != SQLITE_OK) ||
+        (version < 3 &&
+         sqlite3_exec(s->db, schema_v3, NULL, NULL, &err) != SQLITE_OK)) {
         log_error("store", "%s: creating the schema: %s", path,
                   err ? err : "failed");
         sqlite3_free(err);
         goto fail;
     }
-    if (version > 2) {
+    if (version > 3) {
         log_error("store", "%s: schema version %d is newer than this frontdesk",
                   path, version);
         goto fail;
@@ -651,18 +672,31 @@ int store_outbox_wake_dms(struct store *s, int64_t case_id)
     return sqlite3_changes(s->db);
 }
 
+/* A read counts as use, recorded at most once a day per entry so that
+ * reads stay reads. */
+#define KV_TOUCH_MS (24 * 3600 * 1000LL)
+
 char *store_kv_get(struct store *s, const char *channel, const char *key)
 {
     sqlite3_stmt *st = s->q[Q_KV_GET];
     bind_text(st, 1, channel);
     bind_text(st, 2, key);
     char *v = NULL;
+    int64_t used = 0, now = store_now_ms();
     int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW)
+    if (rc == SQLITE_ROW) {
         v = col_dup(st, 0);
-    else if (rc != SQLITE_DONE)
+        used = sqlite3_column_int64(st, 1);
+    } else if (rc != SQLITE_DONE)
         fail(s, sql[Q_KV_GET]);
     sqlite3_reset(st);
+    if (v && used < now - KV_TOUCH_MS && tx(s) == 0) {
+        st = s->q[Q_KV_TOUCH];
+        bind_text(st, 1, channel);
+        bind_text(st, 2, key);
+        sqlite3_bind_int64(st, 3, now);
+        exec_q(s, Q_KV_TOUCH); /* failing only delays the entry's retirement */
+    }
     return v;
 }
 
@@ -675,7 +709,14 @@ int store_kv_set(struct store *s, const char *channel, const char *key,
     sqlite3_stmt *st = s->q[q];
     bind_text(st, 1, channel);
     bind_text(st, 2, key);
-    if (value)
+    if (value) {
         bind_text(st, 3, value);
+        sqlite3_bind_int64(st, 4, store_now_ms());
+    }
     return exec_q(s, q);
+}
+
+int store_kv_prune(struct store *s, int64_t before_ms, int max)
+{
+    return delete_chunk(s, Q_KV_PRUNE, before_ms, max);
 }

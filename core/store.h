@@ -116,6 +116,10 @@ int store_outbox_wake_dms(struct store *s, int64_t case_id);
 char *store_kv_get(struct store *s, const char *channel, const char *key);
 int store_kv_set(struct store *s, const char *channel, const char *key,
                  const char *value);
+/* Deletes up to max plugin entries ("plugin:*" namespaces) neither read
+ * nor written since before_ms (reads are recorded at most daily); scripts'
+ * fd.store entries are never deleted.  Returns how many went, or -1. */
+int store_kv_prune(struct store *s, int64_t before_ms, int max);
 
 int64_t store_now_ms(void);
 

@@ -11,11 +11,33 @@
 #include "plugin_api.h"
 #include "store.h"
 
+#define DAY_MS (24 * 3600 * 1000LL)
+
 static int count;
 static void count_rec(void *ud, struct outbox_rec *r)
 {
     (void)ud, (void)r;
     count++;
+}
+
+/* Runs SQL on the file through a connection of its own, as another process
+ * (or an older frontdesk) would. */
+static void sql_on(const char *path, const char *sql)
+{
+    sqlite3 *db;
+    sqlite3_open(path, &db);
+    char *err = NULL;
+    if (sqlite3_exec(db, sql, NULL, NULL, &err) != SQLITE_OK)
+        fprintf(stderr, "# %s: %s\n", sql, err ? err : "?");
+    sqlite3_free(err);
+    sqlite3_close(db);
+}
+
+static bool has_kv(struct store *s, const char *ns, const char *key)
+{
+    char *v = store_kv_get(s, ns, key);
+    free(v);
+    return v != NULL;
 }
 
 int main(void)
@@ -112,6 +134,27 @@ int main(void)
     store_kv_set(s, "ch", "k", NULL);
     CHECK(store_kv_get(s, "ch", "k") == NULL, "kv delete");
 
+    /* Plugin entries neither read nor written for the retention period go;
+     * a read counts as use; scripts' entries (namespace = channel) stay. */
+    store_kv_set(s, "plugin:ret", "stale", "1");
+    store_kv_set(s, "plugin:ret", "read", "1");
+    store_kv_set(s, "plugin:ret", "fresh", "1");
+    store_kv_set(s, "ret", "script", "1");
+    sql_on(path, "UPDATE kv SET used = used - 3 * 86400000 WHERE key != 'fresh'");
+    int64_t kv_cut = store_now_ms() - DAY_MS;
+    CHECK(has_kv(s, "plugin:ret", "read"), "kv retention: an old entry is still read");
+    CHECK(store_kv_prune(s, kv_cut, 100) == 1, "kv retention: one entry unused since the cut-off goes");
+    CHECK(!has_kv(s, "plugin:ret", "stale"), "kv retention: the unused plugin entry is deleted");
+    CHECK(has_kv(s, "plugin:ret", "read"), "kv retention: an entry read since is kept");
+    CHECK(has_kv(s, "plugin:ret", "fresh"), "kv retention: an entry written since is kept");
+    CHECK(has_kv(s, "ret", "script"), "kv retention: a script's entry is never deleted");
+    store_kv_set(s, "plugin:ret", "a", "1");
+    store_kv_set(s, "plugin:ret", "b", "1");
+    sql_on(path, "UPDATE kv SET used = used - 3 * 86400000 WHERE key IN ('a', 'b')");
+    CHECK(store_kv_prune(s, kv_cut, 1) == 1 && store_kv_prune(s, kv_cut, 1) == 1 &&
+              store_kv_prune(s, kv_cut, 1) == 0,
+          "kv retention: one entry per chunk of 1, then none");
+
     /* Retention: only cases untouched since the cut-off go, oldest first,
      * at most `max` per call. */
     int64_t old1, old2, old3, fresh;
@@ -142,23 +185,29 @@ int main(void)
     CHECK(count == 1, "pending outbox survives a restart");
     store_close(s);
 
-    /* A version 1 file (from before the case index) is brought to 2. */
-    sqlite3 *db;
-    sqlite3_open(path, &db);
-    sqlite3_exec(db, "DROP INDEX cases_created; PRAGMA user_version = 1;", NULL, NULL, NULL);
-    sqlite3_close(db);
+    /* A version 1 file (before the case index and the kv times) is
+     * brought to 3; its plugin entries count as used at the migration. */
+    sql_on(path, "DROP INDEX cases_created; DROP INDEX kv_plugin_used;"
+                 " ALTER TABLE kv DROP COLUMN used;"
+                 " INSERT INTO kv(channel, key, value) VALUES('plugin:old', 'k', 'v');"
+                 " PRAGMA user_version = 1;");
     CHECK(store_open(path, &s) == 0, "a version 1 file opens");
     CHECK(store_case_prune(s, store_now_ms() + 1, 100) >= 0, "and its cases can be pruned");
+    CHECK(store_kv_prune(s, store_now_ms() - 3600 * 1000, 100) == 0 &&
+              has_kv(s, "plugin:old", "k"),
+          "its plugin entries count as used at the migration");
     store_close(s);
+    sqlite3 *db;
     sqlite3_open(path, &db);
     sqlite3_stmt *q;
     sqlite3_prepare_v2(db,
                        "SELECT (SELECT user_version FROM pragma_user_version),"
-                       " (SELECT count(*) FROM sqlite_master WHERE name = 'cases_created')",
+                       " (SELECT count(*) FROM sqlite_master WHERE name IN"
+                       " ('cases_created', 'kv_plugin_used'))",
                        -1, &q, NULL);
-    CHECK(sqlite3_step(q) == SQLITE_ROW && sqlite3_column_int(q, 0) == 2 &&
-              sqlite3_column_int(q, 1) == 1,
-          "the migration sets version 2 and creates the index");
+    CHECK(sqlite3_step(q) == SQLITE_ROW && sqlite3_column_int(q, 0) == 3 &&
+              sqlite3_column_int(q, 1) == 2,
+          "the migration sets version 3 and creates the indexes");
     sqlite3_finalize(q);
     sqlite3_close(db);
     unlink(path);
