@@ -125,9 +125,7 @@ void mm_ctl_done(struct mm *t, struct call *c, const struct fd_http_response *r)
     const char *id = mm_json_str(doc, "id");
     const char *name = mm_json_str(doc, "username");
     if (!mm_is_id(id) || !is_username(name)) {
-        int ms = ctl_retry_ms(t, r->status == 429 && r->retry_after_s > 0
-                                     ? r->retry_after_s * 1000
-                                     : 0);
+        int ms = ctl_retry_ms(t, r->status == 429 ? mm_limit_wait_ms(r) : 0);
         if (r->status == 200)
             snprintf(why, sizeof why, "not a user object");
         else
@@ -480,7 +478,7 @@ static void cu_fail(struct mm *t, const char *what,
     H->log(t->ch, FD_LOG_WARN, "catch-up: %s: %s", what, why);
     t->cu_failed = true;
     if (r->status == 429)
-        t->cu_wait_ms = r->retry_after_s > 0 ? r->retry_after_s * 1000 : 1000;
+        t->cu_wait_ms = mm_limit_wait_ms(r);
     cu_finish(t);
 }
 

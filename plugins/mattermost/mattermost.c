@@ -162,6 +162,18 @@ void mm_describe(char *out, size_t len, const struct fd_http_response *r)
     cJSON_Delete(doc);
 }
 
+int mm_limit_wait_ms(const struct fd_http_response *r)
+{
+    if (r->retry_after_s > 0)
+        return (r->retry_after_s > 3600 ? 3600 : r->retry_after_s) * 1000;
+    const char *reset = H->response_header(r, "X-Ratelimit-Reset");
+    char *end;
+    long secs = reset ? strtol(reset, &end, 10) : 0;
+    if (reset && end != reset && *end == '\0' && secs > 0)
+        return (int)(secs > 3600 ? 3600 : secs) * 1000;
+    return 1000;
+}
+
 /* Every call's completion. */
 static void on_http_done(void *ud, const struct fd_http_response *r)
 {

@@ -192,6 +192,9 @@ struct call *mm_call_new(enum call_kind kind);
 const char *mm_error_text(const struct fd_http_response *r, cJSON **doc);
 /* "HTTP 403: message" / "no answer (timeout)": never a URL. */
 void mm_describe(char *out, size_t len, const struct fd_http_response *r);
+/* How long a 429 asks us to wait, in ms: Retry-After, else the limiter's
+ * X-Ratelimit-Reset (seconds), else 1 s (the limiter counts per second). */
+int mm_limit_wait_ms(const struct fd_http_response *r);
 
 /* mattermost.c: caches. */
 char mm_known_type(struct mm *t, const char *chan);

@@ -12,9 +12,9 @@
  * remembered per action, so a retry resumes after them, and each part
  * carries a pending_post_id the server uses to drop a repeated create.
  *
- * Outcomes: 429 is RETRY after Retry-After (Mattermost's limiter sends it
- * with X-Ratelimit-*; plugins see only Retry-After, so 1 s without it -
- * the limiter counts per second); no answer, 408 and 5xx are RETRY with the
+ * Outcomes: 429 is RETRY after Retry-After, or the limiter's
+ * X-Ratelimit-Reset without it, or 1 s without both (the limiter counts
+ * per second); no answer, 408 and 5xx are RETRY with the
  * outbox's backoff; a DM the server refuses (403 on channels/direct, or
  * on the first post into it) is NO_DM with a public text asking the user
  * to write "case N" to the bot;
@@ -233,8 +233,7 @@ void mm_send_done(struct mm *t, struct call *c,
         return;
     }
     if (r->status == 429) {
-        /* Mattermost's limiter counts per second and sends Retry-After. */
-        int wait = r->retry_after_s > 0 ? r->retry_after_s * 1000 : 1000;
+        int wait = mm_limit_wait_ms(r);
         H->log(t->ch, FD_LOG_WARN, "%s %s: rate limited; retry in %.1f s", what,
                target(s), wait / 1000.0);
         finish(t, s, FD_SEND_RETRY, wait, why, NULL);

@@ -427,9 +427,12 @@ class MattermostMock:
                 self.cond.wait(min(left, 0.2))
 
     # ---- misbehaviour ---------------------------------------------------------
-    def fail(self, method, prefix, status, count=1, retry_after=None):
+    def fail(self, method, prefix, status, count=1, retry_after=None, reset=None):
+        """The next count requests get status; a 429 carries Retry-After
+        when retry_after is set, and X-Ratelimit-Reset: reset (default:
+        retry_after, else 1)."""
         with self.cond:
-            self.failures.append([method, prefix, status, count, retry_after])
+            self.failures.append([method, prefix, status, count, retry_after, reset])
 
     def forbid_dm(self, user_id, forbid=True):
         with self.cond:
@@ -520,12 +523,14 @@ class MattermostMock:
                     fail = f
                     break
         if fail:
-            status, ra = fail[2], fail[4]
+            status, ra, reset = fail[2], fail[4], fail[5]
             headers = {}
             if status == 429:
                 # As Mattermost's limiter (throttled): headers, plain text.
+                if reset is None:
+                    reset = ra if ra is not None else 1
                 headers = {"X-Ratelimit-Limit": "10", "X-Ratelimit-Remaining": "0",
-                           "X-Ratelimit-Reset": str(ra if ra is not None else 1)}
+                           "X-Ratelimit-Reset": str(reset)}
                 if ra is not None:
                     headers["Retry-After"] = str(ra)
                 return self._send_text(h, 429, "limit exceeded\n", headers)
