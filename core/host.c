@@ -105,7 +105,7 @@ static void *svc_get_data(struct fd_channel *ch) { return ch ? ch->data : NULL; 
  * overwrite the other's keys. */
 static void plugin_ns(const struct fd_channel *ch, char *out, size_t n)
 {
-    snprintf(out, n, "plugin:%s", ch->name);
+    snprintf(out, n, STORE_PLUGIN_NS "%s", ch->name);
 }
 
 static char *svc_kv_get(struct fd_channel *ch, const char *key)

@@ -135,7 +135,8 @@ static void flush_before_request(void)
 }
 static bool batch_open(void) { return router_batch_open(D.router); }
 
-#define WEEK_MS (7LL * 24 * 3600 * 1000)
+#define DAY_MS (24LL * 3600 * 1000)
+#define WEEK_MS (7 * DAY_MS)
 #define PRUNE_CHUNK 500
 
 /* Deletes in chunks until one comes back short (returns true: all done)
@@ -175,12 +176,11 @@ static void prune(void *ud)
     /* Cases nobody touched for case_retention_days go the same way, and so
      * do plugins' entries about users (links, DM channels, window times):
      * the state file does not grow with every customer ever seen. */
-    int64_t keep_ms = (int64_t)D.cfg->case_retention_days * 24 * 3600 * 1000;
+    int64_t keep_ms = D.cfg->case_retention_days * DAY_MS;
     if (done && keep_ms > 0)
         done = prune_chunks(store_case_prune, st, store_now_ms() - keep_ms,
-                            until, &cases);
-    if (done && keep_ms > 0)
-        done = prune_chunks(store_kv_prune, st, store_now_ms() - keep_ms,
+                            until, &cases) &&
+               prune_chunks(store_kv_prune, st, store_now_ms() - keep_ms,
                             until, &entries);
     if (cases > 0 || entries > 0)
         log_info("core", "%d case(s) and %d plugin entr%s untouched for %d "

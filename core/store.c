@@ -95,8 +95,8 @@ static const char *const sql[Q_COUNT] = {
                  " ON CONFLICT(channel, key) DO UPDATE SET value = excluded.value,"
                  " used = excluded.used",
     [Q_KV_DEL] = "DELETE FROM kv WHERE channel = ? AND key = ?",
-    /* Plugins' entries only (their namespace is "plugin:<channel>"; channel
-     * names have no ':'), through the partial index of schema v3. */
+    /* Plugins' entries only (STORE_PLUGIN_NS, spelt out here and in the
+     * index), through the partial index of schema v3. */
     [Q_KV_PRUNE] = "DELETE FROM kv WHERE (channel, key) IN (SELECT channel, key"
                    " FROM kv WHERE channel >= 'plugin:' AND channel < 'plugin;'"
                    " AND used < ?1 ORDER BY used LIMIT ?2)",
@@ -682,7 +682,7 @@ char *store_kv_get(struct store *s, const char *channel, const char *key)
     bind_text(st, 1, channel);
     bind_text(st, 2, key);
     char *v = NULL;
-    int64_t used = 0, now = store_now_ms();
+    int64_t used = 0;
     int rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) {
         v = col_dup(st, 0);
@@ -690,6 +690,7 @@ char *store_kv_get(struct store *s, const char *channel, const char *key)
     } else if (rc != SQLITE_DONE)
         fail(s, sql[Q_KV_GET]);
     sqlite3_reset(st);
+    int64_t now = v ? store_now_ms() : 0;
     if (v && used < now - KV_TOUCH_MS && tx(s) == 0) {
         st = s->q[Q_KV_TOUCH];
         bind_text(st, 1, channel);

@@ -113,10 +113,14 @@ int store_outbox_get(struct store *s, int64_t id, struct outbox_rec *out);
 /* DMs of case waiting for the user → pending again; returns how many. */
 int store_outbox_wake_dms(struct store *s, int64_t case_id);
 
+/* Plugins keep their entries under STORE_PLUGIN_NS "<channel>", scripts
+ * under "<channel>" (channel names have no ':'); store_kv_prune deletes
+ * only the former (its SQL spells the prefix). */
+#define STORE_PLUGIN_NS "plugin:"
 char *store_kv_get(struct store *s, const char *channel, const char *key);
 int store_kv_set(struct store *s, const char *channel, const char *key,
                  const char *value);
-/* Deletes up to max plugin entries ("plugin:*" namespaces) neither read
+/* Deletes up to max plugin entries (STORE_PLUGIN_NS) neither read
  * nor written since before_ms (reads are recorded at most daily); scripts'
  * fd.store entries are never deleted.  Returns how many went, or -1. */
 int store_kv_prune(struct store *s, int64_t before_ms, int max);
